@@ -1,0 +1,399 @@
+"""Configuration models: environments, checks, sampler settings, known issues, sign-offs.
+
+Parsed once from YAML (`yamlsafe`), validated strictly (unknown keys rejected, no number
+where text is expected, no `${VAR}` outside credentials) and frozen. Every validation
+problem is reported with file, line and key path.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from mytrader_ops.errors import ConfigError, ConfigProblem
+from mytrader_ops.redaction import Secret
+from mytrader_ops.yamlsafe import KeyPath, YamlDocument, YamlValue, format_path, read_yaml
+
+CheckId = Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9-]{0,62}$")]
+UrlPath = Annotated[str, Field(pattern=r"^/[^\s]*$", max_length=2048)]
+HttpUrl = Annotated[str, Field(pattern=r"^(?i:https?)://[^\s/@]+(?::[0-9]+)?(?:/[^\s]*)?$")]
+Timeout = Annotated[float, Field(gt=0, le=120)]
+Component = Literal["backend", "frontend", "hubs"]
+_UNION_TAGS = frozenset(
+    {
+        "http",
+        "health",
+        "metrics",
+        "auth",
+        "database",
+        "hub",
+        "mobile",
+        "websocket",
+        "frontend",
+        "proxy",
+        "latency",
+        "error-rate",
+        "hub-latency",
+        "connection-success",
+    }
+)
+CREDENTIAL_KEYS = frozenset({"username", "password", "token", "expired_token"})
+
+
+class Model(BaseModel):
+    """Strict, frozen, no unknown keys: a number is never silently taken for text."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
+
+
+# --------------------------------------------------------------------------- environments
+
+
+class Credentials(Model):
+    username: Secret | None = None
+    password: Secret | None = None
+    expired_token: Secret | None = Field(
+        default=None, description="A genuinely expired token for the expired-token check."
+    )
+
+    @property
+    def complete(self) -> bool:
+        return bool(
+            self.username and self.username.present and self.password and self.password.present
+        )
+
+
+class Environment(Model):
+    """One deployment: where the backend and (optionally) the frontend answer."""
+
+    backend: HttpUrl
+    frontend: HttpUrl | None = None
+    credentials: Credentials = Credentials()
+    tls_verify: bool = True
+    ca_file: str | None = None
+    follow_redirects: bool = False
+
+
+# --------------------------------------------------------------------------- checks
+
+
+class JsonAssertion(Model):
+    """An assertion on a JSON body. `path` is dotted with [n] indexes, `*` maps over lists."""
+
+    path: str = Field(default="", max_length=200)
+    equals: str | int | float | bool | None = None
+    exists: bool | None = None
+    min_length: Annotated[int, Field(ge=0)] | None = None
+    max_length: Annotated[int, Field(ge=0)] | None = None
+    contains: list[str | int] | None = None
+    sorted_desc: bool | None = None
+
+
+class CheckBase(Model):
+    id: CheckId
+    title: str
+    critical: bool = True
+    component: Component = "backend"
+    timeout_s: Timeout = 5.0
+    criterion: str = Field(default="", description="The go-live criterion this check evidences.")
+
+
+class HttpCheck(CheckBase):
+    kind: Literal["http"]
+    path: UrlPath
+    method: Literal["GET", "HEAD", "POST"] = "GET"
+    auth: bool = False
+    expect_status: list[Annotated[int, Field(ge=100, le=599)]] = [200]
+    json_assert: list[JsonAssertion] = Field(default=[], alias="json")
+    max_latency_ms: Annotated[float, Field(gt=0)] | None = None
+    max_bytes: Annotated[int, Field(gt=0, le=64 * 1024 * 1024)] = 4 * 1024 * 1024
+
+
+class HealthCheck(CheckBase):
+    kind: Literal["health"]
+    path: UrlPath = "/health/ready"
+    require_components: list[str] = []
+    allow_warn: bool = True
+    max_latency_ms: Annotated[float, Field(gt=0)] | None = None
+
+
+class MetricsCheck(CheckBase):
+    kind: Literal["metrics"]
+    path: UrlPath = "/metrics"
+    require: list[str] = []
+
+
+class AuthCheck(CheckBase):
+    kind: Literal["auth"]
+    login_path: UrlPath = "/api/auth/login"
+    me_path: UrlPath = "/api/auth/me"
+
+
+class OrderSpec(Model):
+    symbol: str = "AAPL"
+    qty: str = "1"
+    limit_price: str = "1.00"
+
+
+class DatabaseCheck(CheckBase):
+    kind: Literal["database"]
+    health_path: UrlPath = "/health/ready"
+    component_prefix: str = "database"
+    round_trip: bool = True
+    order: OrderSpec = OrderSpec()
+
+
+class Invocation(Model):
+    target: str = Field(min_length=1, max_length=200)
+    arguments: list[str | int | float | bool | list[str]] = []
+
+
+class HubCheck(CheckBase):
+    kind: Literal["hub"]
+    component: Component = "hubs"
+    path: UrlPath
+    auth: bool = False
+    require_auth: bool = False
+    invoke: Invocation | None = None
+    expect_message: str | None = None
+    first_message_within_ms: Annotated[float, Field(gt=0)] = 2000.0
+    wait_ping: bool = False
+    max_message_bytes: Annotated[int, Field(gt=0)] = 1024 * 1024
+
+
+class MobileCheck(HubCheck):
+    kind: Literal["mobile"]  # type: ignore[assignment]
+    critical: bool = False
+    max_reconnect_ms: Annotated[float, Field(gt=0)] = 2000.0
+
+
+class WebSocketCheck(CheckBase):
+    kind: Literal["websocket"]
+    url: Annotated[str, Field(pattern=r"^(?i:wss?)://\S+$")] | None = None
+    path: UrlPath | None = None
+    send: str | None = None
+    expect_message: bool = True
+    max_message_bytes: Annotated[int, Field(gt=0)] = 1024 * 1024
+
+
+class FrontendCheck(CheckBase):
+    kind: Literal["frontend"]
+    component: Component = "frontend"
+    path: UrlPath = "/"
+    max_load_ms: Annotated[float, Field(gt=0)] = 500.0
+    max_assets: Annotated[int, Field(ge=0, le=50)] = 20
+
+
+class ProxyCheck(CheckBase):
+    kind: Literal["proxy"]
+    component: Component = "frontend"
+    api_path: UrlPath = "/api/symbols"
+    hub_path: UrlPath = "/hubs/market-data"
+
+
+class LatencyCheck(CheckBase):
+    """Open-model latency SLA on one endpoint (see `sampler`)."""
+
+    kind: Literal["latency"]
+    path: UrlPath
+    auth: bool = False
+    percentile: Annotated[float, Field(gt=0, lt=100)] = 95.0
+    max_ms: Annotated[float, Field(gt=0)]
+    min_samples: Annotated[int, Field(ge=1)] | None = None
+
+
+class ErrorRateCheck(CheckBase):
+    """Error rate over every sampled request, judged on its Wilson 95% interval."""
+
+    kind: Literal["error-rate"]
+    max_rate: Annotated[float, Field(gt=0, lt=1)] = 0.05
+    min_samples: Annotated[int, Field(ge=1)] = 100
+
+
+class HubLatencyCheck(CheckBase):
+    """Open-model invoke -> completion round trip on a hub."""
+
+    kind: Literal["hub-latency"]
+    component: Component = "hubs"
+    path: UrlPath
+    auth: bool = False
+    invoke: Invocation
+    rate: Annotated[float, Field(gt=0, le=200)] = 10.0
+    percentile: Annotated[float, Field(gt=0, lt=100)] = 95.0
+    max_ms: Annotated[float, Field(gt=0)]
+    min_samples: Annotated[int, Field(ge=1)] | None = None
+
+
+class ConnectionSuccessCheck(CheckBase):
+    """Share of hub connections (negotiate, connect, handshake) that succeed."""
+
+    kind: Literal["connection-success"]
+    component: Component = "hubs"
+    path: UrlPath
+    auth: bool = False
+    attempts: Annotated[int, Field(ge=1, le=1000)] = 80
+    concurrency: Annotated[int, Field(ge=1, le=32)] = 4
+    min_rate: Annotated[float, Field(gt=0, lt=1)] = 0.95
+
+
+Check = Annotated[
+    HttpCheck
+    | HealthCheck
+    | MetricsCheck
+    | AuthCheck
+    | DatabaseCheck
+    | HubCheck
+    | MobileCheck
+    | WebSocketCheck
+    | FrontendCheck
+    | ProxyCheck
+    | LatencyCheck
+    | ErrorRateCheck
+    | HubLatencyCheck
+    | ConnectionSuccessCheck,
+    Field(discriminator="kind"),
+]
+
+
+# --------------------------------------------------------------------------- the rest
+
+
+class SamplerSettings(Model):
+    """Defaults: 20 s at 50 req/s per endpoint = 1000 samples; see docs/validate.md."""
+
+    duration_s: Annotated[float, Field(gt=0, le=3600)] = 20.0
+    rate: Annotated[float, Field(gt=0, le=2000)] = 50.0
+    max_connections: Annotated[int, Field(ge=1, le=512)] = 32
+    request_timeout_s: Timeout = 5.0
+    late_after_ms: Annotated[float, Field(gt=0)] = 10.0
+
+
+class KnownIssue(Model):
+    check: CheckId
+    ticket: str = Field(min_length=1)
+    mitigation: str = Field(min_length=1)
+    expires: Annotated[dt.date, Field(strict=False)]
+    owner: str | None = None
+
+
+class SignOff(Model):
+    role: str = Field(min_length=1)
+    name: str | None = None
+
+
+class RollbackTrigger(Model):
+    id: CheckId
+    condition: str
+    action: str
+
+
+class MonitoringItem(Model):
+    signal: str
+    threshold: str
+    window: str
+    source: str
+
+
+class Config(Model):
+    """A configuration or shipped suite file."""
+
+    version: Literal[1] = 1
+    title: str = "MyTrader go-live validation"
+    include: list[str] = Field(
+        default=[], description="Shipped suites to start from, e.g. go-live."
+    )
+    environments: dict[str, Environment] = {}
+    default_env: str | None = None
+    sampler: SamplerSettings | None = None
+    checks: list[Check] = []
+    known_issues: list[KnownIssue] = []
+    sign_offs: list[SignOff] = []
+    rollback_triggers: list[RollbackTrigger] = []
+    monitoring: list[MonitoringItem] = []
+
+    @model_validator(mode="after")
+    def _unique_ids(self) -> Config:
+        seen: set[str] = set()
+        for check in self.checks:
+            if check.id in seen:
+                raise ValueError(f"duplicate check id {check.id!r}")
+            seen.add(check.id)
+        if self.default_env is not None and self.default_env not in self.environments:
+            raise ValueError(f"default_env {self.default_env!r} is not among environments")
+        return self
+
+
+# --------------------------------------------------------------------------- loading
+
+
+def _env_reference_problems(doc: YamlDocument) -> list[ConfigProblem]:
+    problems: list[ConfigProblem] = []
+
+    def walk(value: YamlValue, path: KeyPath) -> None:
+        if isinstance(value, dict):
+            for k, v in value.items():
+                walk(v, (*path, k))
+        elif isinstance(value, list):
+            for i, v in enumerate(value):
+                walk(v, (*path, i))
+        elif isinstance(value, str) and "${" in value:
+            key = path[-1] if path else ""
+            if key not in CREDENTIAL_KEYS:
+                problems.append(
+                    ConfigProblem(
+                        doc.file,
+                        doc.line_of(path),
+                        format_path(path),
+                        "${...} environment references are allowed only for credentials",
+                    )
+                )
+
+    walk(doc.data, ())
+    return problems
+
+
+def _validation_problems(doc: YamlDocument, exc: ValidationError) -> list[ConfigProblem]:
+    problems = []
+    for err in exc.errors(include_url=False, include_input=False):
+        loc: KeyPath = tuple(err["loc"])
+        # Drop union tags pydantic inserts into locations ("checks", 3, "http", ...).
+        path = tuple(
+            part
+            for i, part in enumerate(loc)
+            if not (part in _UNION_TAGS and i > 0 and isinstance(loc[i - 1], int))
+        )
+        message = err["msg"]
+        if err["type"] == "string_type":
+            message += " (quote the value if it is text, e.g. '1.10')"
+        problems.append(ConfigProblem(doc.file, doc.line_of(path), format_path(path), message))
+    return problems
+
+
+def parse_config(doc: YamlDocument) -> Config:
+    """Validate a parsed document into a frozen Config, or raise ConfigError."""
+    problems = _env_reference_problems(doc)
+    if problems:
+        raise ConfigError(problems)
+    if not isinstance(doc.data, Mapping):
+        raise ConfigError([ConfigProblem(doc.file, 1, "", "the top level must be a mapping")])
+    try:
+        return Config.model_validate(doc.data)
+    except ValidationError as exc:
+        raise ConfigError(_validation_problems(doc, exc)) from None
+
+
+def load_config(path: Path) -> Config:
+    """Read, parse and validate a configuration file."""
+    return parse_config(read_yaml(path))
+
+
+def config_schema() -> dict[str, object]:
+    """The JSON Schema of the configuration format, for editors."""
+    schema = Config.model_json_schema(by_alias=True)
+    schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
+    schema["$id"] = "https://mytrader.example/schemas/mytrader-ops-config-v1.json"
+    return schema

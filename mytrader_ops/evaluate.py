@@ -1,0 +1,206 @@
+"""Pure judgement: observations and sampled evidence in, verdicts out. No I/O here.
+
+Rules (fail closed):
+- evidence that could not be gathered for a non-target reason -> INCONCLUSIVE;
+- a target that could not be observed, or a failed step -> FAIL;
+- a measured value beyond its limit -> FAIL; within the limit but with a 95% interval that
+  reaches past it -> WARN; too few samples for the criterion -> INCONCLUSIVE.
+Every verdict carries the measured value beside its threshold.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from mytrader_ops.observation import Observation, Step
+from mytrader_ops.stats import LatencySummary, min_samples_for_percentile, wilson_interval
+from mytrader_ops.verdict import Measurement, Status, Verdict
+
+_MARK = {"ok": "[ok]", "failed": "[FAILED]", "skipped": "[skipped]", "unknown": "[unknown]"}
+
+
+@dataclass(frozen=True, slots=True)
+class CheckMeta:
+    """The identity of a check as verdicts need it (decoupled from config models)."""
+
+    check_id: str
+    title: str
+    critical: bool = True
+    component: str = "backend"
+    criterion: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Limit:
+    """A numeric limit on one of an observation's values."""
+
+    value: str
+    threshold: float
+    unit: str = "ms"
+    comparator: str = "<="
+
+    def holds(self, observed: float) -> bool:
+        if self.comparator == "<=":
+            return observed <= self.threshold
+        if self.comparator == "<":
+            return observed < self.threshold
+        if self.comparator == ">=":
+            return observed >= self.threshold
+        return observed > self.threshold
+
+
+@dataclass(frozen=True, slots=True)
+class LatencyEvidence:
+    """What the open-model sampler measured for one endpoint."""
+
+    target: str
+    summary: LatencySummary
+    value_ms: float
+    interval_ms: tuple[float, float]
+    sent: int
+    errors: int
+    late: int
+    dropped: int
+    sampler_valid: bool
+    sampler_note: str
+
+
+def describe_step(step: Step) -> str:
+    took = f" ({step.elapsed_ms:.1f} ms)" if step.elapsed_ms is not None else ""
+    detail = f": {step.detail}" if step.detail else ""
+    return f"{_MARK[step.outcome]} {step.name}{took}{detail}"
+
+
+def _verdict(meta: CheckMeta, status: Status, summary: str, **kw: object) -> Verdict:
+    return Verdict(
+        check_id=meta.check_id,
+        title=meta.title,
+        status=status,
+        summary=summary,
+        critical=meta.critical,
+        component=meta.component,
+        criterion=meta.criterion,
+        **kw,  # type: ignore[arg-type]
+    )
+
+
+def judge_observation(meta: CheckMeta, obs: Observation, limits: tuple[Limit, ...] = ()) -> Verdict:
+    """Judge a probe observation: steps must pass and every limit must hold."""
+    evidence = tuple(describe_step(s) for s in obs.steps)
+    measurements = tuple(
+        Measurement(lim.value, obs.values.get(lim.value), lim.unit, lim.threshold, lim.comparator)
+        for lim in limits
+    )
+    extra = {"evidence": evidence, "measurements": measurements, "label": obs.label}
+    if obs.inconclusive is not None:
+        return _verdict(meta, Status.INCONCLUSIVE, f"no evidence: {obs.inconclusive}", **extra)
+    if obs.error is not None:
+        return _verdict(meta, Status.FAIL, f"could not observe: {obs.error}", **extra)
+    failed = obs.failed_steps()
+    if failed:
+        first = failed[0]
+        return _verdict(meta, Status.FAIL, f"{first.name} failed: {first.detail}", **extra)
+    for m, lim in zip(measurements, limits, strict=True):
+        if m.value is None:
+            return _verdict(meta, Status.INCONCLUSIVE, f"{lim.value} was not measured", **extra)
+        if not lim.holds(m.value):
+            return _verdict(meta, Status.FAIL, m.describe(), **extra)
+    unknown = [s for s in obs.steps if s.outcome == "unknown"]
+    if unknown:
+        return _verdict(
+            meta, Status.INCONCLUSIVE, f"{unknown[0].name}: {unknown[0].detail}", **extra
+        )
+    ok = sum(1 for s in obs.steps if s.outcome == "ok")
+    summary = "; ".join(m.describe() for m in measurements) or f"{ok} step(s) ok"
+    return _verdict(meta, Status.PASS, summary, **extra)
+
+
+def judge_latency(
+    meta: CheckMeta,
+    ev: LatencyEvidence,
+    percentile: float,
+    max_ms: float,
+    min_samples: int | None = None,
+) -> Verdict:
+    """Open-model latency percentile against its limit, with a distribution-free 95% CI."""
+    needed = min_samples or min_samples_for_percentile(percentile)
+    n = ev.summary.count
+    name = f"p{percentile:g} latency ({ev.target})"
+    m = Measurement(
+        name, ev.value_ms if n else None, "ms", max_ms, "<=", n, ev.interval_ms if n else None
+    )
+    evidence = (
+        f"open-model sampler: {ev.sent} scheduled sends, {ev.errors} errors, {ev.late} late, "
+        f"{ev.dropped} dropped; latency from intended send time",
+        f"p50 {ev.summary.p50_ms:.2f} ms, p95 {ev.summary.p95_ms:.2f} ms, "
+        f"p99 {ev.summary.p99_ms:.2f} ms, max {ev.summary.max_ms:.2f} ms",
+        f"sampler: {ev.sampler_note}",
+    )
+    kw = {"measurements": (m,), "evidence": evidence}
+    if not ev.sampler_valid:
+        return _verdict(meta, Status.INCONCLUSIVE, f"sampler invalid: {ev.sampler_note}", **kw)
+    if n < needed:
+        return _verdict(
+            meta,
+            Status.INCONCLUSIVE,
+            f"{n} samples, {needed} needed for p{percentile:g}: {m.describe()}",
+            **kw,
+        )
+    _lo, hi = ev.interval_ms
+    if ev.value_ms > max_ms:
+        return _verdict(meta, Status.FAIL, m.describe(), **kw)
+    if hi > max_ms:
+        return _verdict(meta, Status.WARN, f"{m.describe()}; interval reaches the limit", **kw)
+    return _verdict(meta, Status.PASS, m.describe(), **kw)
+
+
+def judge_rate_below(
+    meta: CheckMeta,
+    name: str,
+    failures: int,
+    n: int,
+    max_rate: float,
+    min_samples: int,
+    evidence: tuple[str, ...] = (),
+) -> Verdict:
+    """A failure proportion that must stay below `max_rate` (Wilson 95% interval)."""
+    lo, hi = wilson_interval(failures, n)
+    rate = failures / n if n else None
+    m = Measurement(name, rate, "%", max_rate, "<", n, (lo, hi) if n else None)
+    kw = {"measurements": (m,), "evidence": evidence}
+    if n < min_samples:
+        return _verdict(
+            meta, Status.INCONCLUSIVE, f"{n} samples, {min_samples} needed: {m.describe()}", **kw
+        )
+    assert rate is not None
+    if rate >= max_rate:
+        return _verdict(meta, Status.FAIL, m.describe(), **kw)
+    if hi >= max_rate:
+        return _verdict(meta, Status.WARN, f"{m.describe()}; interval reaches the limit", **kw)
+    return _verdict(meta, Status.PASS, m.describe(), **kw)
+
+
+def judge_rate_above(
+    meta: CheckMeta,
+    name: str,
+    successes: int,
+    n: int,
+    min_rate: float,
+    min_samples: int,
+    evidence: tuple[str, ...] = (),
+) -> Verdict:
+    """A success proportion that must stay above `min_rate` (Wilson 95% interval)."""
+    lo, hi = wilson_interval(successes, n)
+    rate = successes / n if n else None
+    m = Measurement(name, rate, "%", min_rate, ">", n, (lo, hi) if n else None)
+    kw = {"measurements": (m,), "evidence": evidence}
+    if n < min_samples:
+        return _verdict(
+            meta, Status.INCONCLUSIVE, f"{n} samples, {min_samples} needed: {m.describe()}", **kw
+        )
+    assert rate is not None
+    if rate <= min_rate:
+        return _verdict(meta, Status.FAIL, m.describe(), **kw)
+    if lo <= min_rate:
+        return _verdict(meta, Status.WARN, f"{m.describe()}; interval reaches the limit", **kw)
+    return _verdict(meta, Status.PASS, m.describe(), **kw)

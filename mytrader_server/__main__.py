@@ -1,0 +1,3 @@
+from mytrader_server.cli import main
+
+main()

@@ -1,0 +1,1 @@
+"""HTTP routers. Thin: parse, call the service, shape the response."""

@@ -1,0 +1,164 @@
+"""``create_app(settings)``: the FastAPI app with everything wired, for servers and tests."""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import AsyncIterator, Callable, Mapping
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, Response
+from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from mytrader_server import __version__
+from mytrader_server.api import admin, auth, health, market, trading
+from mytrader_server.auth.passwords import PasswordService
+from mytrader_server.auth.tokens import TokenService
+from mytrader_server.context import ServerContext
+from mytrader_server.db.engine import create_engine, create_sessionmaker
+from mytrader_server.db.migrate import upgrade_to_head
+from mytrader_server.errors import TradingError
+from mytrader_server.events import LocalBus
+from mytrader_server.faults import FaultInjector, FaultProfile
+from mytrader_server.hubs import install_hubs
+from mytrader_server.market.feed import SimulatedFeed
+from mytrader_server.market.service import MarketService
+from mytrader_server.metrics import Metrics
+from mytrader_server.middleware import RequestMiddleware
+from mytrader_server.ratelimit import RateLimiter
+from mytrader_server.settings import Settings
+from mytrader_server.trading.engine import OrderEngine
+
+log = logging.getLogger(__name__)
+
+
+def build_context(settings: Settings) -> ServerContext:
+    engine = create_engine(settings)
+    metrics = Metrics()
+    bus = LocalBus()
+    profile = (
+        FaultProfile.model_validate(json.loads(settings.fault_profile))
+        if settings.fault_profile
+        else None
+    )
+    faults = FaultInjector(settings.faults_enabled or profile is not None, profile)
+    market = MarketService(
+        SimulatedFeed(settings.feed_seed, settings.feed_interval_s), bus, settings.feed_interval_s
+    )
+    market.stalled = faults.feed_stalled
+    return ServerContext(
+        settings=settings,
+        engine=engine,
+        sessions=create_sessionmaker(engine),
+        bus=bus,
+        market=market,
+        tokens=TokenService(
+            settings.signing_secret(),
+            settings.jwt_issuer,
+            settings.jwt_audience,
+            settings.token_ttl_s,
+        ),
+        passwords=PasswordService(settings.password_max_bytes, settings.hash_concurrency),
+        faults=faults,
+        metrics=metrics,
+    )
+
+
+def create_app(settings: Settings) -> FastAPI:
+    ctx = build_context(settings)
+    engine = OrderEngine(ctx.sessions, ctx.market, ctx.bus, ctx.metrics)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        await upgrade_to_head(ctx.engine)
+        ctx.market.add_listener(engine.on_ticks)
+        ctx.market.start()
+        log.info("mytrader started", extra={"version": __version__, "env": settings.env})
+        try:
+            yield
+        finally:
+            for hook in reversed(ctx.shutdown_hooks):
+                try:
+                    await hook()
+                except Exception:
+                    log.exception("shutdown hook failed")
+            await ctx.market.stop()
+            await ctx.engine.dispose()
+
+    app = FastAPI(
+        title="MyTrader API",
+        version=__version__,
+        description="Paper trading, market data and real-time hubs.",
+        lifespan=lifespan,
+    )
+    app.state.ctx = ctx
+    app.state.engine = engine
+    app.state.login_limiter = RateLimiter(settings.login_rate_per_minute)
+    app.state.order_limiter = RateLimiter(settings.order_rate_per_minute)
+    ctx.metrics.before_scrape(_feed_lag_updater(ctx))
+
+    for router in (health.router, auth.router, market.router, trading.router, admin.router):
+        app.include_router(router)
+
+    @app.get("/metrics", include_in_schema=False)
+    async def metrics() -> Response:
+        return Response(ctx.metrics.render(), media_type="text/plain; version=0.0.4")
+
+    _install_error_handlers(app)
+    install_hubs(app, ctx)
+    app.add_middleware(
+        RequestMiddleware,
+        metrics=ctx.metrics,
+        faults=ctx.faults,
+        max_body_bytes=settings.max_body_bytes,
+    )
+    return app
+
+
+def _feed_lag_updater(ctx: ServerContext) -> Callable[[], None]:
+    def update() -> None:
+        age = ctx.market.feed_age_s()
+        ctx.metrics.feed_lag.set(age if age is not None else -1)
+
+    return update
+
+
+def _error(
+    status: int, code: int, message: str, headers: Mapping[str, str] | None = None
+) -> JSONResponse:
+    return JSONResponse({"code": code, "message": message}, status_code=status, headers=headers)
+
+
+def _install_error_handlers(app: FastAPI) -> None:
+    @app.exception_handler(TradingError)
+    async def trading_error(_: Request, exc: TradingError) -> JSONResponse:
+        return _error(exc.status_code, exc.code, exc.message, exc.headers or None)
+
+    @app.exception_handler(RequestValidationError)
+    async def validation_error(_: Request, exc: RequestValidationError) -> JSONResponse:
+        problems = []
+        for err in exc.errors()[:10]:
+            loc = ".".join(str(p) for p in err.get("loc", ()) if p != "body")
+            problems.append(f"{loc}: {err.get('msg', 'invalid')}" if loc else str(err.get("msg")))
+        return _error(422, 42200000, "; ".join(problems) or "invalid request")
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(_: Request, exc: StarletteHTTPException) -> JSONResponse:
+        message = exc.detail if isinstance(exc.detail, str) else "error"
+        return _error(exc.status_code, exc.status_code * 100_000, message.lower(), exc.headers)
+
+    @app.exception_handler(OperationalError)
+    @app.exception_handler(DBAPIError)
+    @app.exception_handler(PoolTimeout)
+    async def database_error(_: Request, exc: Exception) -> JSONResponse:
+        log.warning("database error: %s", type(exc).__name__)
+        return _error(503, 50300001, "database unavailable", {"Retry-After": "5"})
+
+    @app.exception_handler(Exception)
+    async def unexpected(_: Request, exc: Exception) -> JSONResponse:
+        log.error("unhandled error: %s", type(exc).__name__, exc_info=exc)
+        return _error(500, 50000000, "internal error")

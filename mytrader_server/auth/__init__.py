@@ -1,0 +1,1 @@
+"""Authentication: argon2id password hashes and short-lived JWT bearer tokens."""

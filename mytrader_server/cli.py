@@ -1,0 +1,136 @@
+"""``mytrader-server``: serve the API (the default), manage users, serve the web app."""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from mytrader_server.errors import SettingsError, TradingError
+
+app = typer.Typer(
+    add_completion=False,
+    no_args_is_help=False,
+    help="The MyTrader trading API. Settings come from MYTRADER_* environment variables.",
+)
+users_app = typer.Typer(add_completion=False, help="Manage accounts (for synthetic monitoring).")
+app.add_typer(users_app, name="users")
+
+HostOpt = Annotated[str | None, typer.Option(help="Interface to bind [default: 127.0.0.1].")]
+PortOpt = Annotated[
+    int | None, typer.Option(help="Port to bind; 0 picks a free one [default: 5002].")
+]
+ReadyOpt = Annotated[
+    Path | None,
+    typer.Option(help="Write the base URL here once listening (for scripts and tests)."),
+]
+
+
+def _fail(message: str) -> typer.Exit:
+    typer.echo(f"mytrader-server: {message}", err=True)
+    return typer.Exit(2)
+
+
+def _run_server(
+    host: str | None, port: int | None, ready_file: Path | None, access_log: bool
+) -> None:
+    from mytrader_server.server import serve
+    from mytrader_server.settings import load_settings
+
+    overrides: dict[str, object] = {}
+    if host is not None:
+        overrides["host"] = host
+    if port is not None:
+        overrides["port"] = port
+    try:
+        settings = load_settings(**overrides)
+    except SettingsError as exc:
+        raise _fail(str(exc)) from None
+    serve(settings, ready_file=ready_file, access_log=access_log)
+
+
+@app.callback(invoke_without_command=True)
+def main_callback(
+    ctx: typer.Context,
+    host: HostOpt = None,
+    port: PortOpt = None,
+    ready_file: ReadyOpt = None,
+    access_log: Annotated[bool, typer.Option(help="Log every request.")] = False,
+) -> None:
+    """Without a command: serve the API."""
+    if ctx.invoked_subcommand is None:
+        _run_server(host, port, ready_file, access_log)
+
+
+@app.command()
+def serve(
+    host: HostOpt = None,
+    port: PortOpt = None,
+    ready_file: ReadyOpt = None,
+    access_log: Annotated[bool, typer.Option(help="Log every request.")] = False,
+) -> None:
+    """Serve the API."""
+    _run_server(host, port, ready_file, access_log)
+
+
+@users_app.command("add")
+def users_add(
+    username: Annotated[str, typer.Argument(help="The new account's user name.")],
+    admin: Annotated[bool, typer.Option("--admin", help="May switch fault injection.")] = False,
+) -> None:
+    """Create an account; the password is read from standard input (never an argument)."""
+    from mytrader_server.settings import load_settings
+
+    password = sys.stdin.readline().rstrip("\r\n")
+    try:
+        settings = load_settings()
+        user_id = asyncio.run(_add_user(settings, username, password, admin))
+    except SettingsError as exc:
+        raise _fail(str(exc)) from None
+    except TradingError as exc:
+        raise _fail(exc.message) from None
+    typer.echo(user_id)
+
+
+async def _add_user(settings: object, username: str, password: str, admin: bool) -> str:
+    from pydantic import ValidationError
+
+    from mytrader_server.auth.passwords import PasswordService
+    from mytrader_server.db.engine import create_engine, create_sessionmaker
+    from mytrader_server.db.migrate import upgrade_to_head
+    from mytrader_server.settings import Settings
+    from mytrader_server.trading.schemas import Credentials
+    from mytrader_server.trading.users import create_user
+
+    assert isinstance(settings, Settings)
+    try:
+        creds = Credentials(username=username, password=password)
+    except ValidationError as exc:
+        field = ", ".join(str(e["loc"][0]) for e in exc.errors())
+        raise TradingError(
+            422,
+            f"invalid {field} (user names: 3-64 of A-Z a-z 0-9 _ . @ -; "
+            "passwords: at least 8 characters)",
+        ) from None
+    engine = create_engine(settings)
+    try:
+        await upgrade_to_head(engine)
+        passwords = PasswordService(settings.password_max_bytes, 1)
+        password_hash = await passwords.hash(creds.password)
+        user = await create_user(
+            create_sessionmaker(engine),
+            creds.username,
+            password_hash,
+            settings.starting_cash,
+            admin,
+        )
+        return user.id
+    finally:
+        await engine.dispose()
+
+
+def main() -> None:
+    app()

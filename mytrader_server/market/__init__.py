@@ -1,0 +1,1 @@
+"""Market data: the symbol universe, a provider interface, and a deterministic simulated feed."""

@@ -1,0 +1,62 @@
+"""Prometheus metrics, one registry per app so that tests can build many apps in one process."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+
+LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+
+
+class Metrics:
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry(auto_describe=True)
+        r = self.registry
+        self.requests = Counter(
+            "mytrader_http_requests_total",
+            "HTTP requests by route template, method and status.",
+            ["method", "route", "status"],
+            registry=r,
+        )
+        self.latency = Histogram(
+            "mytrader_http_request_duration_seconds",
+            "HTTP request latency by route template.",
+            ["method", "route"],
+            buckets=LATENCY_BUCKETS,
+            registry=r,
+        )
+        self.in_flight = Gauge(
+            "mytrader_http_requests_in_flight", "HTTP requests being served.", registry=r
+        )
+        self.db_latency = Histogram(
+            "mytrader_db_query_duration_seconds",
+            "Database round-trip latency by operation.",
+            ["operation"],
+            buckets=LATENCY_BUCKETS,
+            registry=r,
+        )
+        self.feed_lag = Gauge(
+            "mytrader_feed_lag_seconds", "Seconds since the last market-data tick.", registry=r
+        )
+        self.hub_connections = Gauge(
+            "mytrader_hub_connections", "Open hub connections by hub.", ["hub"], registry=r
+        )
+        self.hub_messages = Counter(
+            "mytrader_hub_messages_total",
+            "Hub messages by hub and direction (in, out, dropped).",
+            ["hub", "direction"],
+            registry=r,
+        )
+        self.orders = Counter(
+            "mytrader_orders_total", "Order state changes by event.", ["event"], registry=r
+        )
+        self._before_scrape: list[Callable[[], None]] = []
+
+    def before_scrape(self, fn: Callable[[], None]) -> None:
+        self._before_scrape.append(fn)
+
+    def render(self) -> bytes:
+        for fn in self._before_scrape:
+            fn()
+        return generate_latest(self.registry)

@@ -1,0 +1,1 @@
+"""Paper trading: the order state machine, order placement and fills, the account and positions."""

@@ -1,0 +1,402 @@
+"""Order placement, cancellation and fills against the market feed, one transaction each.
+
+Every state change is a conditional UPDATE on the order's current status, so two processes (or a
+fill racing a cancel) can never both move one order: exactly one wins, the other sees 0 rows.
+Events go to the bus only after the transaction commits.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from decimal import Decimal
+
+from sqlalchemy import func, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from mytrader_server.auth.tokens import Principal
+from mytrader_server.db.models import Account, Fill, Order, Position
+from mytrader_server.errors import TradingError, not_found, unprocessable
+from mytrader_server.events import EventBus, JSONObject, JSONValue, Tick, UserEvent
+from mytrader_server.market.service import MarketService
+from mytrader_server.market.universe import find_asset
+from mytrader_server.metrics import Metrics
+from mytrader_server.trading.schemas import OrderRequest
+from mytrader_server.trading.states import EVENT_FOR, OPEN, TERMINAL, OrderStatus
+from mytrader_server.trading.views import account_json, order_json, position_json
+
+log = logging.getLogger(__name__)
+OPEN_VALUES = [s.value for s in OPEN]
+
+
+@dataclass(frozen=True, slots=True)
+class Placed:
+    order: JSONObject
+    created: bool
+
+
+class OrderEngine:
+    def __init__(
+        self,
+        sessions: async_sessionmaker[AsyncSession],
+        market: MarketService,
+        bus: EventBus,
+        metrics: Metrics,
+    ) -> None:
+        self._sessions = sessions
+        self._market = market
+        self._bus = bus
+        self._metrics = metrics
+        self._last_sweep_error = 0.0
+
+    # ---- placement -------------------------------------------------------------------------
+
+    async def place(self, who: Principal, req: OrderRequest) -> Placed:
+        asset = find_asset(req.symbol)
+        if asset is None:
+            raise unprocessable(f"unknown symbol '{req.symbol}'")
+        if not asset.fractionable and req.qty != req.qty.to_integral_value():
+            raise unprocessable(f"{asset.symbol} is not fractionable: qty must be whole")
+        state = self._market.get(asset.symbol)
+        if state is None:  # pragma: no cover - the universe and the market agree
+            raise unprocessable(f"no market for '{req.symbol}'")
+        client_id = req.client_order_id or str(uuid.uuid4())
+        fingerprint = req.fingerprint()
+
+        existing = await self._by_client_id(who.user_id, client_id)
+        if existing is not None:
+            return self._replay(existing, fingerprint)
+
+        now = datetime.now(UTC)
+        order = Order(
+            id=str(uuid.uuid4()),
+            user_id=who.user_id,
+            client_order_id=client_id,
+            request_hash=fingerprint,
+            symbol=asset.symbol,
+            side=req.side,
+            type=req.type,
+            time_in_force=req.time_in_force,
+            qty=req.qty,
+            limit_price=req.limit_price,
+            filled_qty=Decimal(0),
+            filled_avg_price=None,
+            status=OrderStatus.NEW.value,
+            created_at=now,
+            updated_at=now,
+            submitted_at=now,
+        )
+        fill_price = self._marketable_price(order, state.bid, state.ask)
+        events: list[str] = ["new"]
+        try:
+            async with self._sessions() as session, session.begin():
+                if await self._client_id_taken(session, who.user_id, client_id):
+                    raise _Duplicate
+                account = await self._account(session, who.user_id)
+                await self._check_funds(session, account, order, fill_price or req.limit_price)
+                session.add(order)
+                await session.flush()
+                if fill_price is not None:
+                    await self._fill(session, order, account, fill_price, now)
+                    events.append("fill")
+                elif req.time_in_force == "ioc":
+                    order.status = OrderStatus.CANCELED.value
+                    order.canceled_at = now
+                    events.append("canceled")
+        except (_Duplicate, IntegrityError):
+            existing = await self._by_client_id(who.user_id, client_id)
+            if existing is None:  # pragma: no cover - the unique row must exist now
+                raise
+            return self._replay(existing, fingerprint)
+        body = order_json(order)
+        for event in events:
+            self._metrics.orders.labels(event).inc()
+            self._bus.publish(
+                UserEvent(who.user_id, "OrderUpdate", {"event": event, "order": body})
+            )
+        if fill_price is not None:
+            await self._publish_portfolio(who.user_id)
+        return Placed(body, created=True)
+
+    def _replay(self, existing: Order, fingerprint: str) -> Placed:
+        if existing.request_hash != fingerprint:
+            raise unprocessable(
+                "client_order_id must be unique (a different order already uses it)"
+            )
+        return Placed(order_json(existing), created=False)
+
+    @staticmethod
+    def _marketable_price(order: Order, bid: Decimal, ask: Decimal) -> Decimal | None:
+        touch = ask if order.side == "buy" else bid
+        if order.type == "market":
+            return touch
+        assert order.limit_price is not None
+        crosses = touch <= order.limit_price if order.side == "buy" else touch >= order.limit_price
+        return touch if crosses else None
+
+    async def _check_funds(
+        self, session: AsyncSession, account: Account, order: Order, price: Decimal | None
+    ) -> None:
+        if order.side == "buy":
+            assert price is not None
+            reserved = await self._reserved_cash(session, order.user_id)
+            cost = order.qty * price
+            if cost > account.cash - reserved:
+                raise TradingError(403, "insufficient buying power", code=40310000)
+        else:
+            position = await session.get(Position, (order.user_id, order.symbol))
+            held = position.qty if position else Decimal(0)
+            reserved_qty = await self._reserved_qty(session, order.user_id, order.symbol)
+            if order.qty > held - reserved_qty:
+                raise TradingError(403, "insufficient qty available for order", code=40310001)
+
+    async def _reserved_cash(self, session: AsyncSession, user_id: str) -> Decimal:
+        rows = await session.execute(
+            select(Order.qty, Order.filled_qty, Order.limit_price).where(
+                Order.user_id == user_id,
+                Order.side == "buy",
+                Order.type == "limit",
+                Order.status.in_(OPEN_VALUES),
+            )
+        )
+        return sum(((q - f) * (p or 0) for q, f, p in rows), Decimal(0))
+
+    async def _reserved_qty(self, session: AsyncSession, user_id: str, symbol: str) -> Decimal:
+        rows = await session.execute(
+            select(Order.qty, Order.filled_qty).where(
+                Order.user_id == user_id,
+                Order.symbol == symbol,
+                Order.side == "sell",
+                Order.status.in_(OPEN_VALUES),
+            )
+        )
+        return sum(((q - f) for q, f in rows), Decimal(0))
+
+    # ---- fills ------------------------------------------------------------------------------
+
+    async def _fill(
+        self, session: AsyncSession, order: Order, account: Account, price: Decimal, now: datetime
+    ) -> None:
+        qty = order.qty - order.filled_qty
+        order.filled_qty = order.qty
+        order.filled_avg_price = price
+        order.status = OrderStatus.FILLED.value
+        order.filled_at = now
+        order.updated_at = now
+        session.add(
+            Fill(
+                id=str(uuid.uuid4()),
+                order_id=order.id,
+                user_id=order.user_id,
+                symbol=order.symbol,
+                side=order.side,
+                qty=qty,
+                price=price,
+                at=now,
+            )
+        )
+        position = await session.get(Position, (order.user_id, order.symbol), with_for_update=True)
+        if order.side == "buy":
+            account.cash -= qty * price
+            if position is None:
+                session.add(
+                    Position(
+                        user_id=order.user_id,
+                        symbol=order.symbol,
+                        qty=qty,
+                        cost_basis=qty * price,
+                        updated_at=now,
+                    )
+                )
+            else:
+                position.qty += qty
+                position.cost_basis += qty * price
+                position.updated_at = now
+        else:
+            assert position is not None
+            assert position.qty >= qty
+            account.cash += qty * price
+            basis_sold = position.cost_basis * qty / position.qty
+            position.qty -= qty
+            position.cost_basis -= basis_sold
+            position.updated_at = now
+            if position.qty == 0:
+                await session.delete(position)
+
+    async def on_ticks(self, ticks: list[Tick]) -> None:
+        """Fill resting limit orders whose price the market has crossed."""
+        try:
+            await self._sweep()
+        except Exception as exc:  # database outage: log at most once a minute
+            if time.monotonic() - self._last_sweep_error > 60:
+                self._last_sweep_error = time.monotonic()
+                log.warning("order sweep failed: %s", type(exc).__name__)
+
+    async def _sweep(self) -> None:
+        async with self._sessions() as session:
+            resting = list(
+                await session.scalars(
+                    select(Order).where(Order.type == "limit", Order.status.in_(OPEN_VALUES))
+                )
+            )
+        now = datetime.now(UTC)
+        today = now.date()
+        for order in resting:
+            state = self._market.get(order.symbol)
+            if state is None:
+                continue
+            if order.time_in_force == "day" and order.created_at.date() < today:
+                await self._finish(order.id, OrderStatus.EXPIRED, now)
+                continue
+            price = self._marketable_price(order, state.bid, state.ask)
+            if price is not None:
+                await self._fill_resting(order.id, price, now)
+
+    async def _fill_resting(self, order_id: str, price: Decimal, now: datetime) -> None:
+        async with self._sessions() as session, session.begin():
+            claimed = await session.execute(
+                update(Order)
+                .where(Order.id == order_id, Order.status.in_(OPEN_VALUES))
+                .values(status=OrderStatus.FILLED.value, updated_at=now)
+            )
+            if claimed.rowcount != 1:  # type: ignore[attr-defined]
+                return  # someone else (a cancel, another process) got there first
+            order = await session.get(Order, order_id, populate_existing=True)
+            assert order is not None
+            account = await self._account(session, order.user_id)
+            order.status = OrderStatus.NEW.value  # _fill sets the final state and amounts
+            await self._fill(session, order, account, price, now)
+        self._metrics.orders.labels("fill").inc()
+        self._bus.publish(
+            UserEvent(order.user_id, "OrderUpdate", {"event": "fill", "order": order_json(order)})
+        )
+        await self._publish_portfolio(order.user_id)
+
+    async def _finish(self, order_id: str, status: OrderStatus, now: datetime) -> Order | None:
+        stamp = {"canceled_at": now} if status == OrderStatus.CANCELED else {"expired_at": now}
+        async with self._sessions() as session, session.begin():
+            result = await session.execute(
+                update(Order)
+                .where(Order.id == order_id, Order.status.in_(OPEN_VALUES))
+                .values(status=status.value, updated_at=now, **stamp)
+            )
+            if result.rowcount != 1:  # type: ignore[attr-defined]
+                return None
+            order = await session.get(Order, order_id, populate_existing=True)
+        assert order is not None
+        event = EVENT_FOR[status]
+        self._metrics.orders.labels(event).inc()
+        self._bus.publish(
+            UserEvent(order.user_id, "OrderUpdate", {"event": event, "order": order_json(order)})
+        )
+        await self._publish_portfolio(order.user_id)
+        return order
+
+    # ---- queries and cancel -------------------------------------------------------------------
+
+    async def cancel(self, who: Principal, order_id: str) -> None:
+        order = await self._owned(who, order_id)
+        if OrderStatus(order.status) in TERMINAL:
+            raise unprocessable(f"order is already {order.status} and cannot be canceled")
+        if await self._finish(order.id, OrderStatus.CANCELED, datetime.now(UTC)) is None:
+            raise unprocessable("order reached a final state and cannot be canceled")
+
+    async def get(self, who: Principal, order_id: str) -> JSONObject:
+        return order_json(await self._owned(who, order_id))
+
+    async def get_by_client_id(self, who: Principal, client_order_id: str) -> JSONObject:
+        order = await self._by_client_id(who.user_id, client_order_id)
+        if order is None:
+            raise not_found("order")
+        return order_json(order)
+
+    async def list_orders(self, who: Principal, status: str, limit: int) -> list[JSONObject]:
+        query = select(Order).where(Order.user_id == who.user_id)
+        if status == "open":
+            query = query.where(Order.status.in_(OPEN_VALUES))
+        elif status == "closed":
+            query = query.where(Order.status.not_in(OPEN_VALUES))
+        query = query.order_by(Order.created_at.desc(), Order.id).limit(limit)
+        async with self._sessions() as session:
+            return [order_json(o) for o in await session.scalars(query)]
+
+    async def account(self, user_id: str) -> JSONObject:
+        async with self._sessions() as session:
+            account = await self._account(session, user_id)
+            positions = await self._positions(session, user_id)
+            reserved = await self._reserved_cash(session, user_id)
+        return account_json(account, positions, reserved, self._market)
+
+    async def positions(self, user_id: str) -> list[JSONObject]:
+        async with self._sessions() as session:
+            rows = await self._positions(session, user_id)
+        return [position_json(p, self._market) for p in rows]
+
+    async def position(self, user_id: str, symbol: str) -> JSONObject:
+        asset = find_asset(symbol)
+        async with self._sessions() as session:
+            row = await session.get(Position, (user_id, asset.symbol)) if asset else None
+        if row is None:
+            raise not_found("position")
+        return position_json(row, self._market)
+
+    async def order_count(self) -> int:
+        async with self._sessions() as session:
+            return int(await session.scalar(select(func.count()).select_from(Order)) or 0)
+
+    async def _publish_portfolio(self, user_id: str) -> None:
+        try:
+            payload: JSONObject = {
+                "account": await self.account(user_id),
+                "positions": list[JSONValue](await self.positions(user_id)),
+            }
+        except Exception:
+            log.warning("portfolio update for a user could not be built")
+            return
+        self._bus.publish(UserEvent(user_id, "PortfolioUpdate", payload))
+
+    async def _owned(self, who: Principal, order_id: str) -> Order:
+        async with self._sessions() as session:
+            order = await session.get(Order, order_id)
+        if order is None or order.user_id != who.user_id:
+            raise not_found("order")  # another user's order does not exist for this caller
+        return order
+
+    async def _by_client_id(self, user_id: str, client_order_id: str) -> Order | None:
+        async with self._sessions() as session:
+            return await session.scalar(
+                select(Order).where(
+                    Order.user_id == user_id, Order.client_order_id == client_order_id
+                )
+            )
+
+    @staticmethod
+    async def _client_id_taken(session: AsyncSession, user_id: str, client_id: str) -> bool:
+        found = await session.scalar(
+            select(Order.id).where(Order.user_id == user_id, Order.client_order_id == client_id)
+        )
+        return found is not None
+
+    @staticmethod
+    async def _account(session: AsyncSession, user_id: str) -> Account:
+        account = await session.scalar(
+            select(Account).where(Account.user_id == user_id).with_for_update()
+        )
+        if account is None:
+            raise not_found("account")
+        return account
+
+    @staticmethod
+    async def _positions(session: AsyncSession, user_id: str) -> list[Position]:
+        rows = await session.scalars(
+            select(Position).where(Position.user_id == user_id).order_by(Position.symbol)
+        )
+        return list(rows)
+
+
+class _Duplicate(Exception):
+    """Raised inside the transaction when a concurrent twin already inserted the order."""
