@@ -367,6 +367,8 @@ def _validation_problems(doc: YamlDocument, exc: ValidationError) -> list[Config
             if not (part in _UNION_TAGS and i > 0 and isinstance(loc[i - 1], int))
         )
         message = err["msg"]
+        if err["type"] in ("union_tag_invalid", "union_tag_not_found"):
+            path = (*path, "kind")
         if err["type"] == "string_type":
             message += " (quote the value if it is text, e.g. '1.10')"
         problems.append(ConfigProblem(doc.file, doc.line_of(path), format_path(path), message))
