@@ -1,6 +1,12 @@
-"""Real-time hubs speaking the ASP.NET Core SignalR JSON protocol (see issue 3).
+"""Real-time hubs speaking the ASP.NET Core SignalR JSON protocol (issue 3).
 
-``install_hubs(app, ctx)`` mounts ``/hubs/market-data``, ``/hubs/trading`` and ``/hubs/portfolio``.
+``install_hubs(app, ctx)`` mounts ``/hubs/market-data``, ``/hubs/trading`` and ``/hubs/portfolio``:
+
+- ``protocol``: the sans-I/O hub protocol (framing, handshake, messages, .NET's error strings);
+- ``connection``: one WebSocket connection, its bounded send queue and single writer task;
+- ``fanout``: who receives which tick or user event; ``streams``: ``StreamPrices``;
+- ``methods``: the hub methods and the dispatcher; ``endpoint``: negotiate, connect, keep-alive,
+  health, shutdown; ``scaleout``: the Redis bus and the market-data feed leader election.
 """
 
 from __future__ import annotations
@@ -11,4 +17,7 @@ from mytrader_server.context import ServerContext
 
 
 def install_hubs(app: FastAPI, ctx: ServerContext) -> None:
-    """Mount the hubs on ``app``. The hub protocol implementation lands with issue 3."""
+    """Mount the hubs on ``app`` (``app.state.engine`` must be set)."""
+    from mytrader_server.hubs.endpoint import install
+
+    install(app, ctx)

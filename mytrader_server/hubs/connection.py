@@ -1,0 +1,301 @@
+"""One hub connection over an accepted WebSocket: a reader, one writer task, a bounded queue.
+
+The reader (the ASGI coroutine) feeds received text to the sans-I/O ``HubProtocol`` and hands the
+messages to the dispatcher. Everything sent goes through ``push``: a bounded deque drained by
+the connection's single writer task, which coalesces queued records into one WebSocket frame
+(SignalR allows several records per frame). Fan-out therefore never awaits a socket: a consumer
+that stops reading fills its own queue and is closed, and nobody else waits for it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections import deque
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Final
+
+from starlette.types import Receive, Send
+
+from mytrader_server.auth.tokens import Principal
+from mytrader_server.hubs.protocol import (
+    ERROR_CLOSED,
+    ConnectionState,
+    HandshakeError,
+    HubMessage,
+    HubProtocol,
+    HubProtocolError,
+    MessageTooLarge,
+    encode_close,
+)
+
+if TYPE_CHECKING:
+    from prometheus_client.metrics import Counter
+
+    from mytrader_server.hubs.streams import PriceStream
+
+log = logging.getLogger(__name__)
+
+MAX_FRAME_CHARS: Final = 16_384  # coalesce queued records up to this size per frame
+CLOSE_SEND_TIMEOUT_S: Final = 1.0
+
+# WebSocket close codes (RFC 6455 section 7.4.1)
+CLOSE_NORMAL: Final = 1000
+CLOSE_GOING_AWAY: Final = 1001
+CLOSE_PROTOCOL_ERROR: Final = 1002
+CLOSE_POLICY: Final = 1008
+CLOSE_TOO_BIG: Final = 1009
+CLOSE_INTERNAL: Final = 1011
+
+
+@dataclass(frozen=True, slots=True)
+class CloseRequest:
+    code: int
+    reason: str
+    record: str | None  # the SignalR Close message sent before the close frame, if any
+
+
+@dataclass(slots=True)
+class ConnectionMetrics:
+    """Prometheus children bound once per connection: no label lookup per message."""
+
+    received: Counter
+    sent: Counter
+    dropped: Counter
+
+
+Dispatcher = Callable[["HubConnection", HubMessage], Awaitable[None]]
+
+
+class HubConnection:
+    """State of one accepted connection. ``push`` is the only way out; it never blocks."""
+
+    def __init__(
+        self,
+        *,
+        hub: str,
+        connection_id: str,
+        principal: Principal | None,
+        send: Send,
+        max_queue: int,
+        max_record_chars: int,
+        metrics: ConnectionMetrics,
+    ) -> None:
+        self.hub = hub
+        self.connection_id = connection_id
+        self.principal = principal
+        self.protocol = HubProtocol(max_record_chars)
+        self.symbols: set[str] = set()
+        self.streams: dict[str, PriceStream] = {}
+        now = time.monotonic()
+        self.opened_at = now
+        self.last_received = now
+        self.last_sent = now
+        self._send = send
+        self._max_queue = max_queue
+        self._queue: deque[str] = deque()
+        self._wake = asyncio.Event()
+        self._close: CloseRequest | None = None
+        self._metrics = metrics
+        self.finished = asyncio.Event()
+        self._writer: asyncio.Task[None] | None = None
+
+    @property
+    def state(self) -> ConnectionState:
+        return self.protocol.state
+
+    @property
+    def user_id(self) -> str | None:
+        return self.principal.user_id if self.principal else None
+
+    @property
+    def queued(self) -> int:
+        return len(self._queue)
+
+    # ---- sending ---------------------------------------------------------------------------
+
+    def push(self, record: str) -> bool:
+        """Queue one record for the writer; on overflow close this connection, return False."""
+        if self._close is not None:
+            return False
+        if len(self._queue) >= self._max_queue:
+            self._metrics.dropped.inc()
+            self.overflow()
+            return False
+        self._queue.append(record)
+        self._wake.set()
+        return True
+
+    def close(self, code: int, reason: str, record: str | None = None) -> None:
+        """Ask the writer to flush, send ``record`` (a Close message) and close with ``code``."""
+        if self._close is not None:
+            return
+        self._close = CloseRequest(code, reason, record)
+        self.protocol.closing()
+        self._wake.set()
+
+    def overflow(self) -> None:
+        """The client does not read fast enough: drop what is queued and close it with an error.
+
+        The writer may be stuck in ``send`` behind a full socket buffer; it is cancelled and the
+        transport aborted when the server exposes it (uvicorn does), so the connection's memory
+        is released at once instead of waiting for a peer that never reads.
+        """
+        if self._close is not None:
+            return
+        log.info("hub client too slow; closing", extra={"hub": self.hub})
+        self._metrics.dropped.inc(len(self._queue))
+        self._queue.clear()
+        self._close = CloseRequest(
+            CLOSE_POLICY, "send queue full", encode_close(ERROR_CLOSED, allow_reconnect=True)
+        )
+        self.protocol.closing()
+        if self._writer is not None and not self._writer.done():
+            self._writer.cancel()
+        asyncio.get_running_loop().create_task(self._close_congested())
+
+    async def _close_congested(self) -> None:
+        assert self._close is not None
+        try:
+            async with asyncio.timeout(CLOSE_SEND_TIMEOUT_S):
+                await self._send_close(self._close)
+        except (TimeoutError, Exception):
+            _abort_transport(self._send)
+
+    async def _send_close(self, request: CloseRequest) -> None:
+        if request.record is not None:
+            await self._send({"type": "websocket.send", "text": request.record})
+        await self._send(
+            {"type": "websocket.close", "code": request.code, "reason": request.reason}
+        )
+
+    async def _write_loop(self) -> None:
+        queue = self._queue
+        sent = self._metrics.sent
+        while True:
+            await self._wake.wait()
+            self._wake.clear()
+            while queue:
+                if len(queue) == 1:
+                    text = queue.popleft()
+                    count = 1
+                else:
+                    parts = [queue.popleft()]
+                    size = len(parts[0])
+                    while queue and size + len(queue[0]) <= MAX_FRAME_CHARS:
+                        record = queue.popleft()
+                        size += len(record)
+                        parts.append(record)
+                    text = "".join(parts)
+                    count = len(parts)
+                await self._send({"type": "websocket.send", "text": text})
+                self.last_sent = time.monotonic()
+                sent.inc(count)
+            if self._close is not None:
+                request = self._close
+                try:
+                    async with asyncio.timeout(CLOSE_SEND_TIMEOUT_S * 2):
+                        await self._send_close(request)
+                except TimeoutError:
+                    _abort_transport(self._send)
+                return
+
+    # ---- receiving -------------------------------------------------------------------------
+
+    async def run(
+        self, receive: Receive, dispatch: Dispatcher, on_open: Callable[[], None]
+    ) -> None:
+        """Serve the connection until either side closes; the caller has accepted the socket."""
+        self._writer = asyncio.get_running_loop().create_task(
+            self._guard_writer(), name=f"hub-writer-{self.hub}"
+        )
+        try:
+            await self._read_loop(receive, dispatch, on_open)
+        finally:
+            self.protocol.closed()
+            for stream in list(self.streams.values()):
+                stream.stop()
+            self.streams.clear()
+            if self._close is None:
+                self._close = CloseRequest(CLOSE_NORMAL, "", None)
+                self._wake.set()
+            if self._writer is not None and not self._writer.done():
+                with contextlib.suppress(TimeoutError, asyncio.CancelledError):
+                    async with asyncio.timeout(CLOSE_SEND_TIMEOUT_S * 3):
+                        await asyncio.shield(self._writer)
+                self._writer.cancel()
+            self.finished.set()
+
+    async def _guard_writer(self) -> None:
+        try:
+            await self._write_loop()
+        except asyncio.CancelledError:
+            raise
+        except Exception:  # the peer went away mid-send: the reader sees the disconnect
+            self._close = self._close or CloseRequest(CLOSE_NORMAL, "", None)
+
+    async def _read_loop(
+        self, receive: Receive, dispatch: Dispatcher, on_open: Callable[[], None]
+    ) -> None:
+        received = self._metrics.received
+        while True:
+            message = await receive()
+            kind = message["type"]
+            if kind == "websocket.disconnect":
+                return
+            if kind != "websocket.receive":
+                continue
+            text = message.get("text")
+            if text is None:
+                raw = message.get("bytes") or b""
+                try:
+                    text = raw.decode("utf-8")
+                except UnicodeDecodeError:
+                    self.close(CLOSE_PROTOCOL_ERROR, "invalid utf-8", _error_close())
+                    continue
+            self.last_received = time.monotonic()
+            was_handshake = self.protocol.state is ConnectionState.HANDSHAKE
+            try:
+                messages = self.protocol.receive_data(text)
+            except MessageTooLarge:
+                self.close(CLOSE_TOO_BIG, "message too big", _error_close())
+                continue
+            except HandshakeError:
+                self._flush_protocol()
+                self.close(CLOSE_PROTOCOL_ERROR, "handshake failed")
+                continue
+            except HubProtocolError:
+                self.close(CLOSE_PROTOCOL_ERROR, "protocol error", _error_close())
+                continue
+            self._flush_protocol()
+            if was_handshake and self.protocol.state is ConnectionState.OPEN:
+                on_open()
+            for hub_message in messages:
+                received.inc()
+                await dispatch(self, hub_message)
+
+    def _flush_protocol(self) -> None:
+        for record in self.protocol.data_to_send():
+            self._queue.append(record)  # handshake replies bypass the limit: they come first
+            self._wake.set()
+
+    def fail_handshake(self, message: str) -> None:
+        self.protocol.fail_handshake(message)
+        self._flush_protocol()
+        self.close(CLOSE_PROTOCOL_ERROR, "handshake timeout")
+
+
+def _error_close() -> str:
+    return encode_close(ERROR_CLOSED, allow_reconnect=False)
+
+
+def _abort_transport(send: Send) -> None:
+    """Drop a congested connection now. uvicorn's ``send`` is a bound method of its protocol."""
+    owner = getattr(send, "__self__", None)
+    transport = getattr(owner, "transport", None)
+    abort = getattr(transport, "abort", None)
+    if callable(abort):
+        abort()

@@ -1,0 +1,117 @@
+"""Fan-out: who receives what. Subscribed symbols, per-user channels, price streams.
+
+``on_event`` is the bus handler. Each tick is encoded once (one JSON string for the whole
+fan-out) and the same record is pushed to every subscribed connection's bounded queue; no task
+is created per client or per tick. A ``UserEvent`` is routed by ``(hub, user_id)`` only, so an
+order update can reach nobody but the connections of the user who owns the order (S1).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import defaultdict
+from typing import Final
+
+from mytrader_server.events import Event, Tick, UserEvent
+from mytrader_server.hubs.connection import HubConnection
+from mytrader_server.hubs.protocol import encode_invocation, encode_invocation_raw, encode_json
+from mytrader_server.hubs.streams import PriceStream
+
+log = logging.getLogger(__name__)
+
+MARKET_DATA: Final = "market-data"
+TRADING: Final = "trading"
+PORTFOLIO: Final = "portfolio"
+HUB_FOR_TARGET: Final = {"OrderUpdate": TRADING, "PortfolioUpdate": PORTFOLIO}
+RECEIVE_MARKET_DATA: Final = "ReceiveMarketData"
+
+
+def tick_json(tick: Tick) -> str:
+    """The ``ReceiveMarketData`` payload: symbol, price, bid, ask, volume, timestamp, tradeCount."""
+    return encode_json(tick.to_json())
+
+
+class FanOut:
+    """Indexes of open connections and the bus handler that pushes events through them."""
+
+    def __init__(self) -> None:
+        self.by_symbol: defaultdict[str, set[HubConnection]] = defaultdict(set)
+        self.streams: defaultdict[str, set[PriceStream]] = defaultdict(set)
+        self.by_user: defaultdict[tuple[str, str], set[HubConnection]] = defaultdict(set)
+        self.ticks_seen = 0
+
+    # ---- subscriptions ---------------------------------------------------------------------
+
+    def subscribe(self, conn: HubConnection, symbols: list[str]) -> None:
+        for symbol in symbols:
+            conn.symbols.add(symbol)
+            self.by_symbol[symbol].add(conn)
+
+    def unsubscribe(self, conn: HubConnection, symbols: list[str]) -> None:
+        for symbol in symbols:
+            conn.symbols.discard(symbol)
+            subscribers = self.by_symbol.get(symbol)
+            if subscribers is not None:
+                subscribers.discard(conn)
+                if not subscribers:
+                    del self.by_symbol[symbol]
+
+    def add_stream(self, stream: PriceStream) -> None:
+        self.streams[stream.symbol].add(stream)
+
+    def remove_stream(self, stream: PriceStream) -> None:
+        streams = self.streams.get(stream.symbol)
+        if streams is not None:
+            streams.discard(stream)
+            if not streams:
+                del self.streams[stream.symbol]
+
+    def add_user(self, conn: HubConnection) -> None:
+        if conn.user_id is not None and conn.hub in (TRADING, PORTFOLIO):
+            self.by_user[(conn.hub, conn.user_id)].add(conn)
+
+    def remove(self, conn: HubConnection) -> None:
+        """Forget a closed connection everywhere."""
+        self.unsubscribe(conn, list(conn.symbols))
+        for stream in list(conn.streams.values()):
+            self.remove_stream(stream)
+        if conn.user_id is not None:
+            key = (conn.hub, conn.user_id)
+            users = self.by_user.get(key)
+            if users is not None:
+                users.discard(conn)
+                if not users:
+                    del self.by_user[key]
+
+    # ---- delivery --------------------------------------------------------------------------
+
+    def on_event(self, event: Event) -> None:
+        if isinstance(event, Tick):
+            self._on_tick(event)
+        else:
+            self._on_user_event(event)
+
+    def _on_tick(self, tick: Tick) -> None:
+        self.ticks_seen += 1
+        subscribers = self.by_symbol.get(tick.symbol)
+        streams = self.streams.get(tick.symbol)
+        if not subscribers and not streams:
+            return
+        payload = tick_json(tick)
+        if subscribers:
+            record = encode_invocation_raw(RECEIVE_MARKET_DATA, payload)
+            for conn in list(subscribers):
+                conn.push(record)
+        if streams:
+            for stream in list(streams):
+                stream.on_tick(payload)
+
+    def _on_user_event(self, event: UserEvent) -> None:
+        hub = HUB_FOR_TARGET[event.target]
+        conns = self.by_user.get((hub, event.user_id))
+        if not conns:
+            return
+        record = encode_invocation(event.target, [event.payload])
+        for conn in list(conns):
+            if conn.user_id == event.user_id:  # the index is by user; this is belt and braces
+                conn.push(record)
