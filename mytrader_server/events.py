@@ -18,7 +18,7 @@ log = logging.getLogger(__name__)
 
 UserTarget = Literal["OrderUpdate", "PortfolioUpdate"]
 JSONValue = TypeAliasType(
-    "JSONValue", "str | int | float | bool | None | list[JSONValue] | dict[str, JSONValue]"
+    "JSONValue", "str | int | float | bool | list[JSONValue] | dict[str, JSONValue] | None"
 )
 JSONObject = dict[str, JSONValue]
 

@@ -29,7 +29,7 @@ class _BodyTooLarge(Exception):
 def _json_response(
     status: int, code: int, message: str, extra: list[tuple[bytes, bytes]]
 ) -> tuple[Message, Message]:
-    body = json.dumps({"code": code, "message": message}).encode()
+    body = json.dumps({"code": code, "message": message}, separators=(",", ":")).encode()
     headers = [
         (b"content-type", b"application/json"),
         (b"content-length", str(len(body)).encode()),
@@ -78,18 +78,26 @@ class RequestMiddleware:
 
             received = 0
             response_started = False
+            too_large = False  # the app may catch our exception (FastAPI turns it into a 400)
 
             async def limited_receive() -> Message:
-                nonlocal received
+                nonlocal received, too_large
                 message = await receive()
                 if message["type"] == "http.request":
                     received += len(message.get("body", b""))
                     if received > self.max_body:
+                        too_large = True
                         raise _BodyTooLarge
                 return message
 
             async def tracking_send(message: Message) -> None:
                 nonlocal response_started
+                if too_large:
+                    if not response_started:
+                        response_started = True
+                        status_holder[0] = 413
+                        await _send_error(send, 413, 41300001, "request body too large", rid_header)
+                    return  # drop whatever the app made of the truncated body
                 if message["type"] == "http.response.start":
                     response_started = True
                     status_holder[0] = message["status"]

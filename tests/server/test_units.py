@@ -54,8 +54,8 @@ def test_order_transitions(current: OrderStatus, target: OrderStatus, allowed: b
 
 
 def test_terminal_and_open_partition_every_state() -> None:
-    assert TERMINAL == {S.FILLED, S.CANCELED, S.EXPIRED, S.REJECTED}
-    assert OPEN | TERMINAL == set(OrderStatus)
+    assert {S.FILLED, S.CANCELED, S.EXPIRED, S.REJECTED} == TERMINAL
+    assert set(OrderStatus) == OPEN | TERMINAL
     assert not OPEN & TERMINAL
 
 

@@ -1,0 +1,176 @@
+"""Health in health+json, metrics, and each injected fault turning health and routes."""
+
+from __future__ import annotations
+
+import re
+
+from fastapi.testclient import TestClient
+
+from tests.server.helpers import login, wait_for
+
+
+def _admin(client: TestClient) -> dict[str, str]:
+    from mytrader_server.trading.users import create_user
+
+    ctx = client.app.state.ctx  # type: ignore[attr-defined]
+    password_hash = client.portal.call(ctx.passwords.hash, "admin-password-1")  # type: ignore[union-attr]
+    client.portal.call(  # type: ignore[union-attr]
+        lambda: create_user(ctx.sessions, "admin", password_hash, ctx.settings.starting_cash, True)
+    )
+    token = client.post(
+        "/api/auth/login", json={"username": "admin", "password": "admin-password-1"}
+    ).json()["accessToken"]
+    return {"authorization": f"Bearer {token}"}
+
+
+def test_live_is_trivial(client: TestClient) -> None:
+    r = client.get("/health/live")
+    assert r.status_code == 200
+    assert r.headers["content-type"] == "application/health+json"
+    assert r.json() == {"status": "pass"}
+
+
+def test_ready_reports_each_component(client: TestClient) -> None:
+    assert wait_for(lambda: client.get("/health/ready").json()["status"] == "pass")
+    for path in ("/health", "/health/ready"):
+        r = client.get(path)
+        assert r.status_code == 200
+        assert r.headers["content-type"] == "application/health+json"
+        assert "no-store" in r.headers["cache-control"]
+        body = r.json()
+        db = body["checks"]["database:responseTime"][0]
+        assert db["componentType"] == "datastore"
+        assert db["observedUnit"] == "ms"
+        assert db["observedValue"] > 0
+        assert db["status"] == "pass"
+        assert "time" in db
+        feed = body["checks"]["market-data:freshness"][0]
+        assert feed["status"] == "pass"
+        assert feed["observedUnit"] == "s"
+
+
+def test_database_outage_fails_health_and_db_routes_but_not_market_data(client: TestClient) -> None:
+    admin = _admin(client)
+    user = login(client, "victim")
+    r = client.put("/api/admin/faults", headers=admin, json={"database_down": True})
+    assert r.status_code == 200
+    health = client.get("/health")
+    assert health.status_code == 503
+    assert health.json()["status"] == "fail"
+    assert health.json()["checks"]["database:responseTime"][0]["status"] == "fail"
+    assert client.get("/api/account", headers=user).status_code == 503
+    assert client.get("/api/market-data/quotes/AAPL").status_code == 200
+    assert client.get("/health/live").status_code == 200
+    assert client.delete("/api/admin/faults", headers=admin).status_code == 204
+    assert client.get("/health").status_code == 200
+
+
+def test_feed_stall_fails_freshness(tmp_path: object) -> None:
+    from pathlib import Path
+
+    from mytrader_server.app import create_app
+    from tests.conftest import make_settings
+
+    s = make_settings(Path(str(tmp_path)), feed_stale_after_s=0.5)
+    with TestClient(create_app(s)) as c:
+        admin = _admin(c)
+        assert wait_for(lambda: c.get("/health").status_code == 200)
+        c.put("/api/admin/faults", headers=admin, json={"feed_stalled": True})
+        assert wait_for(lambda: c.get("/health").status_code == 503)
+        feed = c.get("/health").json()["checks"]["market-data:freshness"][0]
+        assert feed["status"] == "fail"
+        assert "last tick" in feed["output"]
+        c.delete("/api/admin/faults", headers=admin)
+        assert wait_for(lambda: c.get("/health").status_code == 200)
+
+
+def test_route_errors_and_latency_faults(client: TestClient) -> None:
+    admin = _admin(client)
+    client.put(
+        "/api/admin/faults",
+        headers=admin,
+        json={"error_rate": {"/api/market-data/": 1.0}, "latency_ms": {"/api/symbols": 200}},
+    )
+    r = client.get("/api/market-data/volume-leaders")
+    assert r.status_code == 500
+    assert r.json()["message"] == "injected fault"
+    import time
+
+    started = time.perf_counter()
+    assert client.get("/api/symbols").status_code == 200
+    assert time.perf_counter() - started >= 0.2
+    assert client.get("/health").status_code == 200  # health is never failed by route faults
+    bad = client.put("/api/admin/faults", headers=admin, json={"error_rate": {"*": 2}})
+    assert bad.status_code == 422
+    unknown = client.put("/api/admin/faults", headers=admin, json={"explode": True})
+    assert unknown.status_code == 422
+
+
+def test_faults_need_an_admin(client: TestClient) -> None:
+    user = login(client, "plain")
+    assert client.put("/api/admin/faults", json={"database_down": True}).status_code == 401
+    assert (
+        client.put("/api/admin/faults", headers=user, json={"database_down": True}).status_code
+        == 403
+    )
+
+
+def test_faults_are_off_unless_enabled(tmp_path: object) -> None:
+    from pathlib import Path
+
+    from mytrader_server.app import create_app
+    from tests.conftest import make_settings
+
+    with TestClient(create_app(make_settings(Path(str(tmp_path)), faults_enabled=False))) as c:
+        admin = _admin(c)
+        r = c.put("/api/admin/faults", headers=admin, json={"database_down": True})
+        assert r.status_code == 403
+        assert c.get("/health").status_code == 200
+
+
+def test_startup_fault_profile(tmp_path: object) -> None:
+    from pathlib import Path
+
+    from mytrader_server.app import create_app
+    from tests.conftest import make_settings
+
+    s = make_settings(
+        Path(str(tmp_path)), faults_enabled=False, fault_profile='{"database_down": true}'
+    )
+    with TestClient(create_app(s)) as c:
+        assert c.get("/health").status_code == 503
+
+
+def test_metrics_expose_routes_latency_db_and_feed(client: TestClient) -> None:
+    client.get("/api/symbols")
+    client.get("/api/symbols/NOPE")
+    client.get("/health")
+    text = client.get("/metrics").text
+    assert (
+        'mytrader_http_requests_total{method="GET",route="/api/symbols/{symbol}",status="404"}'
+        in text
+    )
+    assert re.search(
+        r'mytrader_http_request_duration_seconds_bucket\{le="0.005",method="GET",route="/api/symbols"\}',
+        text,
+    )
+    assert "mytrader_http_requests_in_flight" in text
+    assert 'mytrader_db_query_duration_seconds_count{operation="ping"}' in text
+    lag = re.search(r"^mytrader_feed_lag_seconds (\S+)$", text, re.M)
+    assert lag is not None
+    assert 0 <= float(lag.group(1)) < 5
+
+
+def test_request_ids(client: TestClient) -> None:
+    r = client.get("/api/symbols", headers={"x-request-id": "abc-123"})
+    assert r.headers["x-request-id"] == "abc-123"
+    generated = client.get("/api/symbols", headers={"x-request-id": "bad id with spaces"})
+    assert generated.headers["x-request-id"] != "bad id with spaces"
+    assert len(generated.headers["x-request-id"]) == 32
+
+
+def test_openapi_docs(client: TestClient) -> None:
+    assert client.get("/docs").status_code == 200
+    spec = client.get("/openapi.json").json()
+    assert "/api/orders" in spec["paths"]
+    assert "/api/market-data/volume-leaders" in spec["paths"]
