@@ -1,5 +1,224 @@
-"""Command-line interface (placeholder until the commands land)."""
+"""mytrader-ops command line. Thin: parse options, call the library, render, exit.
+
+Heavy modules (httpx, websockets, yaml, pydantic) are imported inside the commands so
+`mytrader-ops --help` stays fast.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+from typing import Annotated, NoReturn
+
+import typer
+
+EXIT_CODES = """Exit codes: 0 GO (with or without known issues), 1 NO-GO,
+2 usage or configuration error, 3 INCONCLUSIVE (missing evidence; also internal errors)."""
+
+app = typer.Typer(
+    name="mytrader-ops",
+    help=f"Evidence-based go/no-go gate for MyTrader deployments.\n\n{EXIT_CODES}",
+    epilog=EXIT_CODES,
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,  # tracebacks with locals could print secrets
+    add_completion=False,
+)
+config_app = typer.Typer(
+    help="Validate configuration files and export their JSON Schema.", no_args_is_help=True
+)
+app.add_typer(config_app, name="config")
+
+
+def _fail(message: str, code: int = 2) -> NoReturn:
+    typer.echo(f"mytrader-ops: error: {message}", err=True)
+    raise typer.Exit(code)
+
+
+def _store_path(store: Path | None) -> Path:
+    from mytrader_ops.store import default_store
+
+    return store or default_store()
+
+
+@app.command(epilog=EXIT_CODES)
+def validate(
+    config: Annotated[
+        Path | None, typer.Option("--config", help="Config or suite YAML file.", dir_okay=False)
+    ] = None,
+    env: Annotated[
+        str | None, typer.Option("--env", help="Environment name in the config.")
+    ] = None,
+    target: Annotated[
+        str | None, typer.Option("--target", help="Backend base URL, e.g. http://127.0.0.1:5002.")
+    ] = None,
+    frontend: Annotated[
+        str | None, typer.Option("--frontend", help="Web frontend base URL.")
+    ] = None,
+    report_dir: Annotated[
+        Path | None,
+        typer.Option(
+            "--report-dir",
+            help="Write report.md, report.json, junit.xml, report.html here.",
+            file_okay=False,
+        ),
+    ] = None,
+    duration: Annotated[float | None, typer.Option("--duration", help="Sampling seconds.")] = None,
+    rate: Annotated[
+        float | None, typer.Option("--rate", help="Requests per second per sampled endpoint.")
+    ] = None,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Print only the decision.")] = False,
+    no_color: Annotated[bool, typer.Option("--no-color", help="No ANSI colours.")] = False,
+    store: Annotated[
+        Path | None, typer.Option("--store", help="Run store (SQLite file).", dir_okay=False)
+    ] = None,
+    no_store: Annotated[bool, typer.Option("--no-store", help="Do not record the run.")] = False,
+) -> None:
+    """Probe a deployment and decide GO / NO-GO / INCONCLUSIVE.
+
+    `--target URL` alone validates a MyTrader API with the shipped go-live suite; credentials
+    come from MYTRADER_OPS_USERNAME / MYTRADER_OPS_PASSWORD.
+    """
+    import asyncio
+
+    from mytrader_ops.errors import OpsError
+    from mytrader_ops.plan import build_plan
+    from mytrader_ops.redaction import Redactor
+    from mytrader_ops.report.files import write_reports
+    from mytrader_ops.report.terminal import Progress, make_console, render
+    from mytrader_ops.runner import execute
+    from mytrader_ops.store import RunStore
+
+    redactor = Redactor()
+    try:
+        plan = build_plan(
+            config_file=config,
+            env_name=env,
+            target=target,
+            frontend=frontend,
+            duration_s=duration,
+            rate=rate,
+        )
+    except OpsError as exc:
+        _fail(redactor.redact(str(exc)), exc.exit_code)
+    console = make_console(no_color or "NO_COLOR" in os.environ)
+    if not quiet:
+        console.print(
+            redactor.redact(
+                f"Validating {plan.environment.backend} ({plan.env_name}) with "
+                f"{len(plan.checks)} checks; sampling {plan.sampler.duration_s:g} s at "
+                f"{plan.sampler.rate:g}/s per endpoint"
+            ),
+            markup=False,
+        )
+    try:
+        report = asyncio.run(execute(plan, redactor, Progress(console, redactor, quiet)))
+    except KeyboardInterrupt:
+        _fail("interrupted: no verdict", 3)
+    render(report, console, redactor, quiet)
+    try:
+        if report_dir is not None:
+            written = write_reports(report, report_dir, redactor)
+            if not quiet:
+                console.print(f"Reports: {', '.join(str(p) for p in written)}", markup=False)
+        if not no_store:
+            RunStore(_store_path(store)).save(report)
+    except OSError as exc:
+        _fail(f"cannot write reports: {exc}", 3)
+    except OpsError as exc:
+        _fail(str(exc), 3)
+    raise typer.Exit(report.exit_code)
+
+
+@app.command(epilog=EXIT_CODES)
+def report(
+    args: Annotated[list[str], typer.Argument(help="RUN (id, prefix or 'latest'), or: diff A B")],
+    report_dir: Annotated[Path | None, typer.Option("--report-dir", file_okay=False)] = None,
+    store: Annotated[Path | None, typer.Option("--store", dir_okay=False)] = None,
+    no_color: Annotated[bool, typer.Option("--no-color")] = False,
+) -> None:
+    """Re-render a stored run (`report RUN`) or compare two (`report diff A B`)."""
+    from mytrader_ops.errors import OpsError
+    from mytrader_ops.redaction import Redactor
+    from mytrader_ops.report.diff import diff_reports
+    from mytrader_ops.report.files import write_reports
+    from mytrader_ops.report.terminal import make_console, render
+    from mytrader_ops.store import RunStore
+
+    runs = RunStore(_store_path(store))
+    redactor = Redactor()
+    try:
+        if args and args[0] == "diff":
+            if len(args) != 3:
+                _fail("usage: mytrader-ops report diff RUN_A RUN_B")
+            typer.echo(diff_reports(runs.load(args[1]), runs.load(args[2])), nl=False)
+            return
+        if len(args) != 1:
+            _fail("usage: mytrader-ops report RUN  |  mytrader-ops report diff RUN_A RUN_B")
+        stored = runs.load(args[0])
+    except OpsError as exc:
+        _fail(str(exc), exc.exit_code)
+    render(stored, make_console(no_color or "NO_COLOR" in os.environ), redactor)
+    if report_dir is not None:
+        write_reports(stored, report_dir, redactor)
+
+
+@app.command()
+def runs(
+    store: Annotated[Path | None, typer.Option("--store", dir_okay=False)] = None,
+    limit: Annotated[int, typer.Option("--limit", min=1, max=1000)] = 20,
+) -> None:
+    """List stored runs, newest first."""
+    from mytrader_ops.errors import OpsError
+    from mytrader_ops.store import RunStore
+
+    try:
+        rows = RunStore(_store_path(store)).list(limit)
+    except OpsError as exc:
+        _fail(str(exc), exc.exit_code)
+    for run_id, started, env, decision in rows:
+        typer.echo(f"{run_id}  {started}  {env:<16} {decision}")
+
+
+@config_app.command("check")
+def config_check(
+    file: Annotated[Path, typer.Argument(help="YAML configuration or suite.", dir_okay=False)],
+) -> None:
+    """Validate a configuration file without probing anything."""
+    from mytrader_ops.config import load_config
+    from mytrader_ops.errors import ConfigError
+
+    try:
+        cfg = load_config(file)
+    except ConfigError as exc:
+        typer.echo(f"{len(exc.problems)} problem(s):", err=True)
+        for problem in exc.problems:
+            typer.echo(f"  {problem}", err=True)
+        raise typer.Exit(2) from None
+    typer.echo(f"{file}: OK ({len(cfg.checks)} checks, {len(cfg.environments)} environments)")
+
+
+@config_app.command("schema")
+def config_schema_cmd() -> None:
+    """Print the JSON Schema of the configuration format."""
+    import json
+
+    from mytrader_ops.config import config_schema
+
+    typer.echo(json.dumps(config_schema(), indent=2))
 
 
 def main() -> None:
-    raise SystemExit(0)
+    try:
+        app()
+    except KeyboardInterrupt:
+        sys.exit(130)
+    except Exception as exc:  # a bug: short message, no traceback with locals, not a GO
+        if os.environ.get("MYTRADER_OPS_DEBUG"):
+            raise
+        typer.echo(
+            f"mytrader-ops: internal error ({type(exc).__name__}); no verdict. "
+            "Set MYTRADER_OPS_DEBUG=1 for a traceback.",
+            err=True,
+        )
+        sys.exit(3)

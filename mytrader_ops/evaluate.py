@@ -110,9 +110,17 @@ def judge_observation(meta: CheckMeta, obs: Observation, limits: tuple[Limit, ..
         return _verdict(
             meta, Status.INCONCLUSIVE, f"{unknown[0].name}: {unknown[0].detail}", **extra
         )
-    ok = sum(1 for s in obs.steps if s.outcome == "ok")
-    summary = "; ".join(m.describe() for m in measurements) or f"{ok} step(s) ok"
+    summary = "; ".join(m.describe() for m in measurements) or _steps_summary(obs.steps)
     return _verdict(meta, Status.PASS, summary, **extra)
+
+
+def _steps_summary(steps: tuple[Step, ...]) -> str:
+    ok = [s for s in steps if s.outcome == "ok"]
+    if not ok:
+        return "no steps recorded"
+    first = f"{ok[0].name}: {ok[0].detail}" if ok[0].detail else ok[0].name
+    names = ", ".join(s.name for s in ok[1:4]) + (", ..." if len(ok) > 4 else "")
+    return f"{len(ok)} step(s) ok ({first}" + (f"; {names})" if names else ")")
 
 
 def judge_latency(

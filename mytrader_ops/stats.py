@@ -108,3 +108,15 @@ class LatencyHistogram:
             max_ms=float(self._h.get_max_value()) / _US_PER_MS,
             spectrum=tuple((p, self.percentile_ms(p)) for p in SPECTRUM_PERCENTILES),
         )
+
+
+def min_samples_for_proportion(limit: float, z: float = Z95) -> int:
+    """Smallest n at which a flawless run can clear `limit` on its Wilson 95% interval.
+
+    With no failures the Wilson bound is z^2 / (n + z^2) away from the ideal, so a rate limit
+    r needs n > z^2 (1 - r) / r: 73 for a 5% error-rate limit or a 95% success limit.
+    """
+    r = min(limit, 1 - limit)
+    if not 0 < r < 1:
+        raise ValueError("limit must be in (0, 1)")
+    return math.floor(z * z * (1 - r) / r) + 1

@@ -1,0 +1,1 @@
+"""I/O probes. Each takes a ProbeContext and a check and returns an Observation."""

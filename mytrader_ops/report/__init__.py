@@ -1,0 +1,1 @@
+"""Report model and renderers (terminal, markdown, json, junit, html)."""

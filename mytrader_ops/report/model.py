@@ -1,0 +1,189 @@
+"""The run report: one frozen document every renderer and the store work from.
+
+`to_json` / `from_json` define report.json (schema `SCHEMA`); stored runs are re-rendered
+from it, so a report can be reproduced later without re-probing.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from dataclasses import dataclass
+from typing import Any
+
+from mytrader_ops.stats import LatencySummary
+from mytrader_ops.verdict import Decision, KnownIssueNote, Measurement, Status, Verdict
+
+SCHEMA = "mytrader-ops.report/v1"
+
+
+@dataclass(frozen=True, slots=True)
+class LatencyStream:
+    """One sampled stream: an HTTP endpoint or a hub's invoke round trip."""
+
+    name: str
+    kind: str
+    scheduled: int
+    responses: int
+    errors: int
+    late: int
+    dropped: int
+    summary: LatencySummary
+    error_kinds: dict[str, int]
+
+
+@dataclass(frozen=True, slots=True)
+class SamplerInfo:
+    duration_s: float
+    rate: float
+    valid: bool
+    note: str
+    lag_p99_ms: float
+    cpu_us_per_request: float
+    cpu_share: float
+
+
+@dataclass(frozen=True, slots=True)
+class RunReport:
+    run_id: str
+    tool_version: str
+    title: str
+    env_name: str
+    backend: str
+    frontend: str | None
+    started_at: str
+    finished_at: str
+    elapsed_s: float
+    decision: Decision
+    exit_code: int
+    verdicts: tuple[Verdict, ...]
+    streams: tuple[LatencyStream, ...] = ()
+    sampler: SamplerInfo | None = None
+    known_issues: tuple[dict[str, str], ...] = ()
+    sign_offs: tuple[dict[str, str], ...] = ()
+    rollback_triggers: tuple[dict[str, str], ...] = ()
+    monitoring: tuple[dict[str, str], ...] = ()
+    sources: tuple[str, ...] = ()
+    schema: str = SCHEMA
+
+    def in_scope(self) -> list[Verdict]:
+        return [v for v in self.verdicts if v.in_scope]
+
+    def out_of_scope(self) -> list[Verdict]:
+        return [v for v in self.verdicts if not v.in_scope]
+
+    def verdict(self, check_id: str) -> Verdict | None:
+        return next((v for v in self.verdicts if v.check_id == check_id), None)
+
+
+def _clean(value: Any) -> Any:
+    """NaN and infinities are not JSON: write them as null."""
+    if isinstance(value, float) and (value != value or value in (float("inf"), float("-inf"))):
+        return None
+    if isinstance(value, dict):
+        return {k: _clean(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_clean(v) for v in value]
+    return value
+
+
+def to_json(report: RunReport) -> dict[str, Any]:
+    doc = dataclasses.asdict(report)
+    doc["decision"] = report.decision.value
+    for v in doc["verdicts"]:
+        v["status"] = Status(v["status"]).value
+    return {"schema": SCHEMA, **{k: _clean(val) for k, val in doc.items() if k != "schema"}}
+
+
+def dumps(report: RunReport) -> str:
+    return json.dumps(to_json(report), indent=2, sort_keys=False)
+
+
+def _num(value: Any) -> float:
+    return float("nan") if value is None else float(value)
+
+
+def _summary(doc: dict[str, Any]) -> LatencySummary:
+    return LatencySummary(
+        count=int(doc["count"]),
+        min_ms=_num(doc["min_ms"]),
+        mean_ms=_num(doc["mean_ms"]),
+        p50_ms=_num(doc["p50_ms"]),
+        p95_ms=_num(doc["p95_ms"]),
+        p99_ms=_num(doc["p99_ms"]),
+        max_ms=_num(doc["max_ms"]),
+        spectrum=tuple((float(p), _num(v)) for p, v in doc["spectrum"]),
+    )
+
+
+def _measurement(doc: dict[str, Any]) -> Measurement:
+    interval = doc.get("interval")
+    return Measurement(
+        name=doc["name"],
+        value=doc.get("value"),
+        unit=doc["unit"],
+        threshold=doc.get("threshold"),
+        comparator=doc.get("comparator", "<="),
+        samples=doc.get("samples"),
+        interval=(interval[0], interval[1]) if interval else None,
+    )
+
+
+def _verdict(doc: dict[str, Any]) -> Verdict:
+    ki = doc.get("known_issue")
+    return Verdict(
+        check_id=doc["check_id"],
+        title=doc["title"],
+        status=Status(doc["status"]),
+        summary=doc["summary"],
+        critical=doc["critical"],
+        component=doc["component"],
+        criterion=doc.get("criterion", ""),
+        measurements=tuple(_measurement(m) for m in doc.get("measurements", [])),
+        evidence=tuple(doc.get("evidence", [])),
+        in_scope=doc.get("in_scope", True),
+        label=doc.get("label"),
+        known_issue=KnownIssueNote(**ki) if ki else None,
+    )
+
+
+def _sampler(doc: dict[str, Any]) -> SamplerInfo:
+    return SamplerInfo(
+        duration_s=_num(doc["duration_s"]),
+        rate=_num(doc["rate"]),
+        valid=bool(doc["valid"]),
+        note=str(doc["note"]),
+        lag_p99_ms=_num(doc["lag_p99_ms"]),
+        cpu_us_per_request=_num(doc["cpu_us_per_request"]),
+        cpu_share=_num(doc["cpu_share"]),
+    )
+
+
+def from_json(doc: dict[str, Any]) -> RunReport:
+    if doc.get("schema") != SCHEMA:
+        raise ValueError(f"unsupported report schema {doc.get('schema')!r}")
+    sampler = doc.get("sampler")
+    return RunReport(
+        run_id=doc["run_id"],
+        tool_version=doc["tool_version"],
+        title=doc["title"],
+        env_name=doc["env_name"],
+        backend=doc["backend"],
+        frontend=doc.get("frontend"),
+        started_at=doc["started_at"],
+        finished_at=doc["finished_at"],
+        elapsed_s=doc["elapsed_s"],
+        decision=Decision(doc["decision"]),
+        exit_code=doc["exit_code"],
+        verdicts=tuple(_verdict(v) for v in doc["verdicts"]),
+        streams=tuple(
+            LatencyStream(**{**s, "summary": _summary(s["summary"])})
+            for s in doc.get("streams", [])
+        ),
+        sampler=_sampler(sampler) if sampler else None,
+        known_issues=tuple(doc.get("known_issues", [])),
+        sign_offs=tuple(doc.get("sign_offs", [])),
+        rollback_triggers=tuple(doc.get("rollback_triggers", [])),
+        monitoring=tuple(doc.get("monitoring", [])),
+        sources=tuple(doc.get("sources", [])),
+    )

@@ -1,0 +1,241 @@
+"""Open-model SLA sampler: constant-rate sends, latency from the intended send time.
+
+Each endpoint gets its own schedule (send i is due at t0 + i / rate) whatever the target
+is doing, so a stall is measured instead of avoided (no coordinated omission, cf. wrk2).
+Requests wait for a pooled keep-alive connection; a send that goes out more than
+`late_after_ms` after its due time is counted late, one that could not go out before its
+deadline is dropped (an error). Timed-out requests are recorded at their full latency.
+Refused/reset connections are errors but add no latency sample (they would flatter it).
+
+The sampler watches itself: its scheduling lag when a connection was free, and its CPU use.
+If its own lag, not the target, would move the result, the run is marked invalid.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import ssl
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+
+from mytrader_ops.httpwire import Connection, Origin, WireError, build_request
+from mytrader_ops.stats import LatencyHistogram, LatencySummary
+
+MAX_CPU_SHARE = 0.80
+
+
+@dataclass(frozen=True, slots=True)
+class StreamSpec:
+    """One sampled endpoint."""
+
+    path: str
+    headers: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(slots=True)
+class StreamResult:
+    path: str
+    histogram: LatencyHistogram = field(default_factory=LatencyHistogram)
+    scheduled: int = 0
+    responses: int = 0
+    errors: int = 0
+    late: int = 0
+    dropped: int = 0
+    statuses: Counter[int] = field(default_factory=Counter)
+    error_kinds: Counter[str] = field(default_factory=Counter)
+
+
+@dataclass(frozen=True, slots=True)
+class SamplerHealth:
+    """How much the sampler itself may have distorted the run."""
+
+    valid: bool
+    note: str
+    lag_p99_ms: float
+    cpu_us_per_request: float
+    cpu_share: float
+
+
+@dataclass(slots=True)
+class SamplerResult:
+    streams: dict[str, StreamResult]
+    health: SamplerHealth
+    duration_s: float
+    rate: float
+
+    def total(self) -> tuple[int, int]:
+        """(requests judged, errors) over every stream."""
+        n = sum(s.responses + s.errors for s in self.streams.values())
+        return n, sum(s.errors for s in self.streams.values())
+
+
+class _Pool:
+    def __init__(self, origin: Origin, ssl_context: ssl.SSLContext | None, size: int) -> None:
+        self.origin = origin
+        self.ssl_context = ssl_context
+        self.idle: list[Connection] = []
+        self.slots = asyncio.Semaphore(size)
+
+    def free_now(self) -> bool:
+        return not self.slots.locked()
+
+    async def get(self) -> Connection:
+        if self.idle:
+            return self.idle.pop()
+        return await Connection.open(self.origin, self.ssl_context)
+
+    def put(self, conn: Connection) -> None:
+        if conn.reusable:
+            self.idle.append(conn)
+
+    def close(self) -> None:
+        for conn in self.idle:
+            conn.close()
+        self.idle.clear()
+
+
+async def _one(
+    pool: _Pool,
+    raw: bytes,
+    due: float,
+    deadline_s: float,
+    late_after_s: float,
+    result: StreamResult,
+    lag: LatencyHistogram,
+) -> None:
+    result.scheduled += 1
+    free = pool.free_now()
+    deadline = due + deadline_s
+    conn: Connection | None = None
+    try:
+        async with asyncio.timeout(max(0.0, deadline - time.perf_counter())):
+            await pool.slots.acquire()
+    except TimeoutError:
+        result.dropped += 1
+        result.errors += 1
+        result.error_kinds["dropped: no free connection before the deadline"] += 1
+        return
+    try:
+        sent = time.perf_counter()
+        # A send whose connection was free at its due time was delayed only by the sampler's
+        # own timer (the event loop rounds timers to whole milliseconds): that overshoot is
+        # measured as lag and excluded. A send that waited for a busy connection was delayed
+        # by the target, and its latency counts from the due time (no coordinated omission).
+        start = sent if free else due
+        if free:
+            lag.record_ms((sent - due) * 1000)
+        if sent - due > late_after_s:
+            result.late += 1
+        async with asyncio.timeout(max(0.0, deadline - sent)):
+            conn = await pool.get()
+            status, _size = await conn.request(raw)
+        result.histogram.record_ms((time.perf_counter() - start) * 1000)
+        result.responses += 1
+        result.statuses[status] += 1
+        if status >= 400:
+            result.errors += 1
+            result.error_kinds[f"HTTP {status}"] += 1
+        pool.put(conn)
+        conn = None
+    except TimeoutError:
+        result.histogram.record_ms((time.perf_counter() - start) * 1000)
+        result.errors += 1
+        result.error_kinds[f"timeout after {deadline_s:g} s"] += 1
+    except (OSError, WireError, asyncio.IncompleteReadError, asyncio.LimitOverrunError) as exc:
+        result.errors += 1
+        result.error_kinds[f"{type(exc).__name__}: {str(exc)[:60]}"] += 1
+    finally:
+        if conn is not None:
+            conn.close()
+        pool.slots.release()
+
+
+async def run_sampler(
+    base_url: str,
+    streams: list[StreamSpec],
+    *,
+    rate: float,
+    duration_s: float,
+    max_connections: int = 32,
+    request_timeout_s: float = 5.0,
+    late_after_ms: float = 10.0,
+    ssl_context: ssl.SSLContext | None = None,
+    lag_limit_ms: float = 10.0,
+) -> SamplerResult:
+    """Sample every stream at `rate` per second for `duration_s`; never raises for the target."""
+    origin = Origin.parse(base_url)
+    lag = LatencyHistogram()
+    results = {s.path: StreamResult(s.path) for s in streams}
+    pools = {s.path: _Pool(origin, ssl_context, max_connections) for s in streams}
+    count = max(1, int(duration_s * rate))
+    tasks: set[asyncio.Task[None]] = set()
+    cpu0, wall0 = time.process_time(), time.perf_counter()
+    t0 = wall0 + 0.05
+    plan = [
+        (spec, build_request(origin, spec.path, {"Accept": "application/json", **spec.headers}))
+        for spec in streams
+    ]
+    stagger = 1 / (rate * len(plan))
+    late_after_s = late_after_ms / 1000
+
+    async def schedule() -> None:
+        # One timeline for every stream, streams staggered within each period.
+        for i in range(count):
+            for k, (spec, raw) in enumerate(plan):
+                due = t0 + i / rate + k * stagger
+                delay = due - time.perf_counter()
+                if delay > 0:
+                    await asyncio.sleep(delay)
+                task = asyncio.create_task(
+                    _one(
+                        pools[spec.path],
+                        raw,
+                        due,
+                        request_timeout_s,
+                        late_after_s,
+                        results[spec.path],
+                        lag,
+                    )
+                )
+                tasks.add(task)
+                task.add_done_callback(tasks.discard)
+
+    try:
+        await schedule()
+        if tasks:
+            await asyncio.wait(set(tasks), timeout=request_timeout_s + 1)
+    finally:
+        for task in list(tasks):
+            task.cancel()
+        for task in list(tasks):
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        for pool in pools.values():
+            pool.close()
+    cpu = time.process_time() - cpu0
+    wall = time.perf_counter() - wall0
+    sends = sum(r.scheduled for r in results.values())
+    health = judge_sampler(lag.summary(), cpu, wall, sends, lag_limit_ms)
+    return SamplerResult(results, health, duration_s, rate)
+
+
+def judge_sampler(
+    lag: LatencySummary, cpu_s: float, wall_s: float, sends: int, lag_limit_ms: float
+) -> SamplerHealth:
+    """Pure: is the sampler, not the target, the bottleneck?"""
+    per_request = cpu_s / sends * 1e6 if sends else 0.0
+    share = cpu_s / wall_s if wall_s > 0 else 0.0
+    lag_p99 = lag.p99_ms if lag.count else 0.0
+    note = (
+        f"scheduling lag p99 {lag_p99:.2f} ms (limit {lag_limit_ms:.2f} ms), "
+        f"CPU {per_request:.0f} us/request, {share * 100:.0f}% of one core"
+    )
+    if lag.count and lag_p99 > lag_limit_ms:
+        return SamplerHealth(
+            False, f"sampler lagged its schedule: {note}", lag_p99, per_request, share
+        )
+    if share > MAX_CPU_SHARE:
+        return SamplerHealth(False, f"sampler CPU-bound: {note}", lag_p99, per_request, share)
+    return SamplerHealth(True, note, lag_p99, per_request, share)
