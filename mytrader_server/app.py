@@ -22,9 +22,9 @@ from mytrader_server.context import ServerContext
 from mytrader_server.db.engine import create_engine, create_sessionmaker
 from mytrader_server.db.migrate import upgrade_to_head
 from mytrader_server.errors import TradingError
-from mytrader_server.events import LocalBus
 from mytrader_server.faults import FaultInjector, FaultProfile
 from mytrader_server.hubs import install_hubs
+from mytrader_server.hubs.scaleout import create_bus, start_scale_out
 from mytrader_server.market.feed import SimulatedFeed
 from mytrader_server.market.service import MarketService
 from mytrader_server.metrics import Metrics
@@ -39,7 +39,7 @@ log = logging.getLogger(__name__)
 def build_context(settings: Settings) -> ServerContext:
     engine = create_engine(settings)
     metrics = Metrics()
-    bus = LocalBus()
+    bus = create_bus(settings.redis_url, settings.redis_prefix)  # LocalBus without Redis
     profile = (
         FaultProfile.model_validate(json.loads(settings.fault_profile))
         if settings.fault_profile
@@ -75,7 +75,9 @@ def create_app(settings: Settings) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         await upgrade_to_head(ctx.engine)
+        await engine.load_book()
         ctx.market.add_listener(engine.on_ticks)
+        await start_scale_out(ctx)  # with Redis: join the other processes, elect the feed
         ctx.market.start()
         log.info("mytrader started", extra={"version": __version__, "env": settings.env})
         try:

@@ -32,6 +32,7 @@ class Account(Base):
     user_id: Mapped[str] = mapped_column(ForeignKey("users.id"), unique=True)
     account_number: Mapped[str] = mapped_column(String(16), unique=True)
     cash: Mapped[Decimal] = mapped_column(DecimalText())
+    reserved_cash: Mapped[Decimal] = mapped_column(DecimalText(), default=Decimal(0))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
 
 

@@ -11,7 +11,7 @@ import logging
 import time
 import uuid
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from decimal import Decimal
 
 from sqlalchemy import func, select, update
@@ -25,12 +25,14 @@ from mytrader_server.events import EventBus, JSONObject, JSONValue, Tick, UserEv
 from mytrader_server.market.service import MarketService
 from mytrader_server.market.universe import find_asset
 from mytrader_server.metrics import Metrics
+from mytrader_server.trading.book import OrderBook, RestingOrder
 from mytrader_server.trading.schemas import OrderRequest
 from mytrader_server.trading.states import EVENT_FOR, OPEN, TERMINAL, OrderStatus
 from mytrader_server.trading.views import account_json, order_json, position_json
 
 log = logging.getLogger(__name__)
 OPEN_VALUES = [s.value for s in OPEN]
+BOOK_RELOAD_S = 5.0  # pick up orders placed through other processes
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,6 +54,9 @@ class OrderEngine:
         self._bus = bus
         self._metrics = metrics
         self._last_sweep_error = 0.0
+        self.book = OrderBook()
+        self._book_loaded_at = 0.0
+        self._expiry_checked_on: date | None = None
 
     # ---- placement -------------------------------------------------------------------------
 
@@ -66,10 +71,6 @@ class OrderEngine:
             raise unprocessable(f"no market for '{req.symbol}'")
         client_id = req.client_order_id or str(uuid.uuid4())
         fingerprint = req.fingerprint()
-
-        existing = await self._by_client_id(who.user_id, client_id)
-        if existing is not None:
-            return self._replay(existing, fingerprint)
 
         now = datetime.now(UTC)
         order = Order(
@@ -94,8 +95,6 @@ class OrderEngine:
         events: list[str] = ["new"]
         try:
             async with self._sessions() as session, session.begin():
-                if await self._client_id_taken(session, who.user_id, client_id):
-                    raise _Duplicate
                 account = await self._account(session, who.user_id)
                 await self._check_funds(session, account, order, fill_price or req.limit_price)
                 session.add(order)
@@ -107,11 +106,15 @@ class OrderEngine:
                     order.status = OrderStatus.CANCELED.value
                     order.canceled_at = now
                     events.append("canceled")
-        except (_Duplicate, IntegrityError):
+                elif order.side == "buy":
+                    account.reserved_cash += _reservation(order)
+        except IntegrityError:  # a concurrent twin with this client_order_id committed first
             existing = await self._by_client_id(who.user_id, client_id)
             if existing is None:  # pragma: no cover - the unique row must exist now
                 raise
             return self._replay(existing, fingerprint)
+        if order.status == OrderStatus.NEW.value:
+            self.book.add(_resting(order))
         body = order_json(order)
         for event in events:
             self._metrics.orders.labels(event).inc()
@@ -143,9 +146,8 @@ class OrderEngine:
     ) -> None:
         if order.side == "buy":
             assert price is not None
-            reserved = await self._reserved_cash(session, order.user_id)
             cost = order.qty * price
-            if cost > account.cash - reserved:
+            if cost > account.cash - account.reserved_cash:
                 raise TradingError(403, "insufficient buying power", code=40310000)
         else:
             position = await session.get(Position, (order.user_id, order.symbol))
@@ -153,17 +155,6 @@ class OrderEngine:
             reserved_qty = await self._reserved_qty(session, order.user_id, order.symbol)
             if order.qty > held - reserved_qty:
                 raise TradingError(403, "insufficient qty available for order", code=40310001)
-
-    async def _reserved_cash(self, session: AsyncSession, user_id: str) -> Decimal:
-        rows = await session.execute(
-            select(Order.qty, Order.filled_qty, Order.limit_price).where(
-                Order.user_id == user_id,
-                Order.side == "buy",
-                Order.type == "limit",
-                Order.status.in_(OPEN_VALUES),
-            )
-        )
-        return sum(((q - f) * (p or 0) for q, f, p in rows), Decimal(0))
 
     async def _reserved_qty(self, session: AsyncSession, user_id: str, symbol: str) -> Decimal:
         rows = await session.execute(
@@ -227,34 +218,49 @@ class OrderEngine:
             if position.qty == 0:
                 await session.delete(position)
 
+    async def load_book(self) -> None:
+        """(Re)build the resting-order book from the database."""
+        async with self._sessions() as session:
+            rows = await session.execute(
+                select(
+                    Order.id,
+                    Order.symbol,
+                    Order.side,
+                    Order.limit_price,
+                    Order.time_in_force,
+                    Order.created_at,
+                ).where(Order.type == "limit", Order.status.in_(OPEN_VALUES))
+            )
+            resting = [
+                RestingOrder(i, sym, side, price, tif, created.date())
+                for i, sym, side, price, tif, created in rows
+                if price is not None
+            ]
+        self.book.replace_all(resting)
+        self._book_loaded_at = time.monotonic()
+
     async def on_ticks(self, ticks: list[Tick]) -> None:
-        """Fill resting limit orders whose price the market has crossed."""
+        """Fill resting limit orders whose price the market has crossed; expire day orders."""
         try:
-            await self._sweep()
+            if time.monotonic() - self._book_loaded_at > BOOK_RELOAD_S:
+                await self.load_book()
+            now = datetime.now(UTC)
+            if self._expiry_checked_on != now.date():
+                for order in self.book.expired(now.date()):
+                    self.book.remove(order.id)
+                    await self._finish(order.id, OrderStatus.EXPIRED, now)
+                self._expiry_checked_on = now.date()
+            for tick in ticks:
+                for order, price in self.book.crossing(
+                    tick.symbol, Decimal(tick.bid), Decimal(tick.ask)
+                ):
+                    self.book.remove(order.id)
+                    await self._fill_resting(order.id, price, now)
         except Exception as exc:  # database outage: log at most once a minute
             if time.monotonic() - self._last_sweep_error > 60:
                 self._last_sweep_error = time.monotonic()
                 log.warning("order sweep failed: %s", type(exc).__name__)
-
-    async def _sweep(self) -> None:
-        async with self._sessions() as session:
-            resting = list(
-                await session.scalars(
-                    select(Order).where(Order.type == "limit", Order.status.in_(OPEN_VALUES))
-                )
-            )
-        now = datetime.now(UTC)
-        today = now.date()
-        for order in resting:
-            state = self._market.get(order.symbol)
-            if state is None:
-                continue
-            if order.time_in_force == "day" and order.created_at.date() < today:
-                await self._finish(order.id, OrderStatus.EXPIRED, now)
-                continue
-            price = self._marketable_price(order, state.bid, state.ask)
-            if price is not None:
-                await self._fill_resting(order.id, price, now)
+            self._book_loaded_at = 0.0  # reload once the database is back
 
     async def _fill_resting(self, order_id: str, price: Decimal, now: datetime) -> None:
         async with self._sessions() as session, session.begin():
@@ -268,6 +274,8 @@ class OrderEngine:
             order = await session.get(Order, order_id, populate_existing=True)
             assert order is not None
             account = await self._account(session, order.user_id)
+            if order.side == "buy":
+                account.reserved_cash -= _reservation(order)
             order.status = OrderStatus.NEW.value  # _fill sets the final state and amounts
             await self._fill(session, order, account, price, now)
         self._metrics.orders.labels("fill").inc()
@@ -287,7 +295,11 @@ class OrderEngine:
             if result.rowcount != 1:  # type: ignore[attr-defined]
                 return None
             order = await session.get(Order, order_id, populate_existing=True)
-        assert order is not None
+            assert order is not None
+            if order.side == "buy" and order.type == "limit":
+                account = await self._account(session, order.user_id)
+                account.reserved_cash -= _reservation(order)
+        self.book.remove(order_id)
         event = EVENT_FOR[status]
         self._metrics.orders.labels(event).inc()
         self._bus.publish(
@@ -328,8 +340,7 @@ class OrderEngine:
         async with self._sessions() as session:
             account = await self._account(session, user_id)
             positions = await self._positions(session, user_id)
-            reserved = await self._reserved_cash(session, user_id)
-        return account_json(account, positions, reserved, self._market)
+        return account_json(account, positions, account.reserved_cash, self._market)
 
     async def positions(self, user_id: str) -> list[JSONObject]:
         async with self._sessions() as session:
@@ -375,13 +386,6 @@ class OrderEngine:
             )
 
     @staticmethod
-    async def _client_id_taken(session: AsyncSession, user_id: str, client_id: str) -> bool:
-        found = await session.scalar(
-            select(Order.id).where(Order.user_id == user_id, Order.client_order_id == client_id)
-        )
-        return found is not None
-
-    @staticmethod
     async def _account(session: AsyncSession, user_id: str) -> Account:
         account = await session.scalar(
             select(Account).where(Account.user_id == user_id).with_for_update()
@@ -398,5 +402,18 @@ class OrderEngine:
         return list(rows)
 
 
-class _Duplicate(Exception):
-    """Raised inside the transaction when a concurrent twin already inserted the order."""
+def _reservation(order: Order) -> Decimal:
+    """Cash a resting buy order holds: what is left to fill at its limit price."""
+    return (order.qty - order.filled_qty) * (order.limit_price or Decimal(0))
+
+
+def _resting(order: Order) -> RestingOrder:
+    assert order.limit_price is not None
+    return RestingOrder(
+        order.id,
+        order.symbol,
+        order.side,
+        order.limit_price,
+        order.time_in_force,
+        order.created_at.date(),
+    )

@@ -36,6 +36,7 @@ async def create_user(
         user_id=user.id,
         account_number="PA" + "".join(secrets.choice("0123456789") for _ in range(10)),
         cash=starting_cash,
+        reserved_cash=Decimal(0),
         created_at=now,
     )
     try:

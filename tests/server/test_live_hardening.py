@@ -334,7 +334,7 @@ def test_schema_upgrade_keeps_data(tmp_path: Path) -> None:
     server.stop()
     db = sqlite3.connect(tmp_path / "data" / "mytrader.db")
     try:
-        assert db.execute("SELECT version_num FROM alembic_version").fetchone() == ("0001",)
+        assert db.execute("SELECT version_num FROM alembic_version").fetchone() == ("0002",)
     finally:
         db.close()
     server = start_server(tmp_path, env)
