@@ -16,6 +16,7 @@ from mytrader_ops.observation import Observation, Step
 from mytrader_ops.stats import LatencySummary, min_samples_for_percentile, wilson_interval
 from mytrader_ops.verdict import Measurement, Status, Verdict
 
+MAX_SAMPLER_SHARE = 0.25
 _MARK = {"ok": "[ok]", "failed": "[FAILED]", "skipped": "[skipped]", "unknown": "[unknown]"}
 
 
@@ -63,6 +64,7 @@ class LatencyEvidence:
     dropped: int
     sampler_valid: bool
     sampler_note: str
+    sampler_lag_ms: float = 0.0  # the sampler's own delay at the judged percentile
 
 
 def describe_step(step: Step) -> str:
@@ -145,8 +147,25 @@ def judge_latency(
         f"sampler: {ev.sampler_note}",
     )
     kw = {"measurements": (m,), "evidence": evidence}
-    if not ev.sampler_valid:
-        return _verdict(meta, Status.INCONCLUSIVE, f"sampler invalid: {ev.sampler_note}", **kw)
+    own_delay_too_large = ev.sampler_lag_ms > MAX_SAMPLER_SHARE * max_ms
+    if not ev.sampler_valid or own_delay_too_large:
+        # The sampler's own delay could explain up to `sampler_lag_ms` of each latency: only a
+        # breach larger than that is still decisive.
+        if n >= needed and ev.value_ms - ev.sampler_lag_ms > max_ms:
+            return _verdict(
+                meta,
+                Status.FAIL,
+                f"{m.describe()} (breach exceeds the sampler's "
+                f"own delay of {ev.sampler_lag_ms:.2f} ms)",
+                **kw,
+            )
+        why = (
+            f"sampler invalid ({ev.sampler_note}); measured {m.describe()}"
+            if not ev.sampler_valid
+            else f"the sampler's own delay ({ev.sampler_lag_ms:.2f} ms at p{percentile:g}) exceeds "
+            f"{MAX_SAMPLER_SHARE:.0%} of the {max_ms:g} ms limit; measured {m.describe()}"
+        )
+        return _verdict(meta, Status.INCONCLUSIVE, why, **kw)
     if n < needed:
         return _verdict(
             meta,

@@ -275,6 +275,7 @@ async def _sla_phase(ctx: ProbeContext, plan: RunPlan, checks: list[Check]) -> _
                 got.dropped,
                 sampled.health.valid,
                 sampled.health.note,
+                sampled.health.lag_p95_ms if c.percentile <= 95 else sampled.health.lag_p99_ms,
             )
             verdicts.append(judge_latency(meta, ev, c.percentile, c.max_ms, c.min_samples))
         elif isinstance(c, ErrorRateCheck):
@@ -339,6 +340,7 @@ async def _sla_phase(ctx: ProbeContext, plan: RunPlan, checks: list[Check]) -> _
                 0,
                 True,
                 "invocations multiplexed on one session; timed send to completion",
+                0.0 if sampled is None else sampled.health.lag_p95_ms,
             )
             verdicts.append(judge_latency(meta, ev, c.percentile, c.max_ms, c.min_samples))
         elif isinstance(c, ConnectionSuccessCheck):
