@@ -27,6 +27,7 @@ class Settings(BaseSettings):
     data_dir: Path = Path("data")
     database_url: str | None = None
     redis_url: str | None = None
+    redis_prefix: str = Field(default="mytrader", pattern=r"^[A-Za-z0-9:_.-]{1,64}$")
 
     jwt_secret: str | None = None
     jwt_issuer: str = "mytrader"

@@ -13,46 +13,16 @@ import socket
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 from urllib.parse import urlsplit
 
 import pytest
-from websockets.asyncio.client import ClientConnection, connect
+from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
+from tests.hubs.wsclient import RS, drain, open_hub, records, ws_url
 from tests.support.live import LiveServer, scaled, server_env, start_server
 
 pytestmark = pytest.mark.slow
-RS = "\x1e"
-
-
-def ws_url(server: LiveServer, path: str) -> str:
-    return "ws://" + urlsplit(server.url).netloc + path
-
-
-async def open_hub(
-    server: LiveServer, path: str = "/hubs/market-data", **kwargs: Any
-) -> ClientConnection:
-    ws = await connect(ws_url(server, path), **kwargs)
-    await ws.send('{"protocol":"json","version":1}' + RS)
-    assert await asyncio.wait_for(ws.recv(), scaled(5)) == "{}" + RS
-    return ws
-
-
-async def records(ws: ClientConnection) -> list[dict[str, Any]]:
-    text = await asyncio.wait_for(ws.recv(), scaled(10))
-    assert isinstance(text, str)
-    return [json.loads(r) for r in text.split(RS)[:-1]]
-
-
-async def drain(ws: ClientConnection) -> tuple[list[dict[str, Any]], ConnectionClosed]:
-    """Read until the server closes; return what arrived and how it closed."""
-    got: list[dict[str, Any]] = []
-    while True:
-        try:
-            got += await records(ws)
-        except ConnectionClosed as closed:
-            return got, closed
 
 
 def metric(server: LiveServer, name: str) -> float:

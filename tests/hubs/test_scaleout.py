@@ -1,0 +1,240 @@
+"""Scale-out: two real API processes, one SQLite data directory, the machine's Redis.
+
+Each test uses its own Redis key/channel prefix, so tests (and CI runs) never see each other.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import signal
+import sqlite3
+import time
+import uuid
+from collections.abc import AsyncIterator, Callable, Iterator
+from dataclasses import dataclass, field
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import pytest
+from websockets.asyncio.client import ClientConnection
+from websockets.exceptions import ConnectionClosed
+
+from mytrader_server.events import Event, Tick, UserEvent
+from mytrader_server.hubs.scaleout import decode_batch, encode_batch
+from tests.hubs.wsclient import RS, open_hub, records
+from tests.support.live import LiveServer, scaled, server_env, start_server
+
+# ---- the wire format, no Redis needed --------------------------------------------------------
+
+TICK = Tick("AAPL", "189.50", "189.48", "189.52", 1000, 10, "2026-01-02T15:00:00Z", 42)
+ORDER = UserEvent("u1", "OrderUpdate", {"event": "fill", "order": {"id": "o1", "qty": "1"}})
+PORTFOLIO = UserEvent("u2", "PortfolioUpdate", {"account": {}, "positions": []})
+
+
+@pytest.mark.parametrize("events", [[], [TICK], [ORDER, TICK, PORTFOLIO]])
+def test_event_batches_round_trip(events: list[Event]) -> None:
+    assert decode_batch(encode_batch("me", events)) == ("me", events)
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        "nope",
+        "[]",
+        '{"origin":"x"}',
+        '{"origin":"x","events":[{"k":"what"}]}',
+        '{"origin":"x","events":[{"k":"user","user_id":"u","target":"Evil","payload":{}}]}',
+        '{"origin":"x","events":[{"k":"tick","symbol":"A"}]}',
+    ],
+)
+def test_malformed_batches_are_refused(raw: str) -> None:
+    with pytest.raises((ValueError, KeyError)):
+        decode_batch(raw)
+
+
+# ---- two processes ---------------------------------------------------------------------------
+
+
+@dataclass
+class Cluster:
+    a: LiveServer
+    b: LiveServer
+    data_dir: Path
+
+
+@pytest.fixture
+def cluster(redis_url: str, tmp_path: Path) -> Iterator[Cluster]:
+    data_dir = tmp_path / "shared-data"
+    env = server_env(
+        data_dir,
+        MYTRADER_REDIS_URL=redis_url,
+        MYTRADER_REDIS_PREFIX=f"mytrader-test-{uuid.uuid4().hex[:12]}",
+        MYTRADER_FEED_INTERVAL_S="0.1",
+    )
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    a = start_server(tmp_path / "a", env)  # A migrates the database first
+    try:
+        b = start_server(tmp_path / "b", env)
+    except Exception:
+        a.stop()
+        raise
+    try:
+        yield Cluster(a, b, data_dir)
+    finally:
+        b.stop()
+        a.stop()
+
+
+@dataclass
+class Collector:
+    """Reads one hub socket in the background and keeps every record."""
+
+    ws: ClientConnection
+    got: list[dict[str, Any]] = field(default_factory=list)
+    task: asyncio.Task[None] | None = None
+
+    async def _run(self) -> None:
+        with contextlib.suppress(ConnectionClosed):
+            while True:
+                self.got += await records(self.ws)
+
+    def pushes(self, target: str) -> list[dict[str, Any]]:
+        return [r["arguments"][0] for r in self.got if r.get("target") == target]
+
+
+@contextlib.asynccontextmanager
+async def collect(server: LiveServer, path: str, *invocation: Any) -> AsyncIterator[Collector]:
+    ws = await open_hub(server, path)
+    if invocation:
+        target, *args = invocation
+        await ws.send(json.dumps({"type": 1, "target": target, "arguments": args}) + RS)
+    c = Collector(ws)
+    c.task = asyncio.create_task(c._run())
+    try:
+        yield c
+    finally:
+        await ws.close()
+        await c.task
+
+
+async def until(predicate: Callable[[], bool], timeout: float = 15.0, what: str = "") -> None:
+    deadline = time.monotonic() + scaled(timeout)
+    while not predicate():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        await asyncio.sleep(0.05)
+
+
+def role(server: LiveServer) -> str:
+    _, body = server.request("GET", "/health")
+    assert isinstance(body, dict)
+    entry = body["checks"]["redis:connection"][0]
+    assert entry["status"] == "pass", entry
+    return str(entry["output"])
+
+
+@pytest.mark.redis
+@pytest.mark.slow
+async def test_two_processes_share_one_feed_and_every_event(cluster: Cluster) -> None:
+    a, b = cluster.a, cluster.b
+    assert sorted([role(a), role(b)]) == ["follower", "leader"]
+    token = a.register("spread")
+    other = b.register("bystander")
+    async with (
+        collect(a, f"/hubs/trading?access_token={token}") as a_trading,
+        collect(b, f"/hubs/trading?access_token={token}") as b_trading,
+        collect(a, f"/hubs/trading?access_token={other}") as a_other,
+        collect(a, "/hubs/market-data", "SubscribeToSymbols", ["BTCUSD"]) as a_prices,
+        collect(b, "/hubs/market-data", "SubscribeToSymbols", ["BTCUSD"]) as b_prices,
+    ):
+        # 1. an order placed through B reaches the owner's client on A (and on B)
+        status, order = await asyncio.to_thread(
+            b.request, "POST", "/api/orders", {"symbol": "AAPL", "qty": "1", "side": "buy"}, token
+        )
+        assert status == 201, order
+        assert isinstance(order, dict)
+
+        def events_for(c: Collector, order_id: str) -> list[str]:
+            return [u["event"] for u in c.pushes("OrderUpdate") if u["order"]["id"] == order_id]
+
+        await until(lambda: events_for(a_trading, order["id"]) == ["new", "fill"], what="A")
+        await until(lambda: events_for(b_trading, order["id"]) == ["new", "fill"], what="B")
+
+        # 2. both processes push the same prices: one feed, not two
+        await until(
+            lambda: (
+                len(a_prices.pushes("ReceiveMarketData")) >= 15
+                and len(b_prices.pushes("ReceiveMarketData")) >= 15
+            ),
+            what="prices",
+        )
+        seen_a = {t["timestamp"]: t["price"] for t in a_prices.pushes("ReceiveMarketData")}
+        seen_b = {t["timestamp"]: t["price"] for t in b_prices.pushes("ReceiveMarketData")}
+        common = set(seen_a) & set(seen_b)
+        assert len(common) >= 10
+        assert all(seen_a[t] == seen_b[t] for t in common)
+
+        # 3. a resting limit order fills exactly once although both processes sweep
+        _, quotes = await asyncio.to_thread(
+            b.request, "GET", "/api/market-data/quotes?symbols=BTCUSD"
+        )
+        assert isinstance(quotes, list)
+        limit = (Decimal(quotes[0]["ask"]) - Decimal("1.00")).quantize(Decimal("0.01"))
+        status, resting = await asyncio.to_thread(
+            b.request,
+            "POST",
+            "/api/orders",
+            {
+                "symbol": "BTCUSD",
+                "qty": "0.001",
+                "side": "buy",
+                "type": "limit",
+                "limit_price": str(limit),
+                "time_in_force": "gtc",
+            },
+            token,
+        )
+        assert status == 201, resting
+        assert isinstance(resting, dict)
+        assert resting["status"] == "new", "the limit order must rest first"
+        await until(
+            lambda: "fill" in events_for(a_trading, resting["id"]), timeout=45, what="the fill"
+        )
+        await until(lambda: "fill" in events_for(b_trading, resting["id"]), what="fill on B")
+        await asyncio.sleep(scaled(1.0))  # room for a (wrong) second fill to show up
+        assert events_for(a_trading, resting["id"]) == ["new", "fill"]
+        assert events_for(b_trading, resting["id"]) == ["new", "fill"]
+        # and nothing of this user's reached the other user's connection
+        assert a_other.pushes("OrderUpdate") == []
+    db = sqlite3.connect(cluster.data_dir / "mytrader.db")
+    try:
+        fills = db.execute("SELECT COUNT(*) FROM fills WHERE order_id = ?", (resting["id"],))
+        assert fills.fetchone()[0] == 1
+    finally:
+        db.close()
+    _, position = b.request("GET", "/api/positions/BTCUSD", token=token)
+    assert isinstance(position, dict)
+    assert Decimal(position["qty"]) == Decimal("0.001")
+
+
+@pytest.mark.redis
+@pytest.mark.slow
+async def test_feed_moves_to_the_follower_when_the_leader_stops(cluster: Cluster) -> None:
+    leader, follower = (
+        (cluster.a, cluster.b) if role(cluster.a) == "leader" else (cluster.b, cluster.a)
+    )
+    async with collect(follower, "/hubs/market-data", "SubscribeToSymbols", ["ETHUSD"]) as c:
+        await until(lambda: len(c.pushes("ReceiveMarketData")) >= 3, what="first ticks")
+        assert leader.stop() in (0, -signal.SIGTERM)
+        stopped_at = len(c.pushes("ReceiveMarketData"))
+        await until(
+            lambda: len(c.pushes("ReceiveMarketData")) >= stopped_at + 10,
+            timeout=20,
+            what="ticks from the new leader",
+        )
+        stamps = [t["timestamp"] for t in c.pushes("ReceiveMarketData")[1:]]
+        assert stamps == sorted(stamps)  # the new leader continues, it does not restart
+    assert role(follower) == "leader"
