@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.live import LiveServer, scaled, server_env, start_server
+from tests.support.live import TEST_SECRET, LiveServer, scaled, server_env, start_server
 
 pytestmark = pytest.mark.slow
 
@@ -346,3 +346,26 @@ def test_schema_upgrade_keeps_data(tmp_path: Path) -> None:
         assert len(orders) == 1
     finally:
         server.stop()
+
+
+def test_no_secret_in_the_server_log(tmp_path: Path) -> None:
+    """Structured logs carry request ids, never a password, a token or a query string."""
+    env = server_env(tmp_path / "data", MYTRADER_LOG_LEVEL="debug")
+    server = start_server(tmp_path, env)
+    try:
+        password = "canary-password-6b2f"
+        token = server.register("canary", password)
+        server.request("GET", f"/api/account?access_token={token}", token=token)
+        server.request("GET", "/api/orders/does-not-exist", token=token)
+        server.request(
+            "POST", "/api/auth/login", {"username": "canary", "password": "wrong-canary-pw"}
+        )
+        server.request("GET", "/api/auth/me", token=token + "tampered")
+    finally:
+        server.stop()
+    log = server.log()
+    assert log.strip()
+    for secret in (password, token, "wrong-canary-pw", TEST_SECRET):
+        assert secret not in log
+    for line in log.splitlines():
+        json.loads(line)  # every line is one JSON object
