@@ -168,6 +168,8 @@ def describe_error(exc: BaseException) -> str:
     cause = exc.__cause__ or exc.__context__
     if isinstance(cause, ssl.SSLCertVerificationError):
         return f"TLS verification failed: {cause.verify_message}"
+    if "CERTIFICATE_VERIFY_FAILED" in text:
+        return f"TLS verification failed: {text}"[:300]
     if isinstance(exc, httpx.ConnectError) and not str(exc):
         text = "connection failed"
     return f"{type(exc).__name__}: {text}"[:300]

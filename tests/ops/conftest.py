@@ -30,6 +30,7 @@ class ThreadedServer:
         self._ready = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
         self._server: asyncio.Server | None = None
+        self._writers: set[asyncio.StreamWriter] = set()
 
     def _run(self) -> None:
         asyncio.set_event_loop(self.loop)
@@ -43,14 +44,22 @@ class ThreadedServer:
 
         self.loop.run_until_complete(start())
         self.loop.run_forever()
+        pending = [t for t in asyncio.all_tasks(self.loop) if not t.done()]
+        for task in pending:
+            task.cancel()
+        self.loop.run_until_complete(asyncio.gather(*pending, return_exceptions=True))
+        self.loop.run_until_complete(self.loop.shutdown_asyncgens())
+        self.loop.close()
 
     async def _guarded(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self._writers.add(writer)
         try:
             await self.handler(reader, writer)
         except (ConnectionError, asyncio.IncompleteReadError, asyncio.CancelledError):
             pass
         finally:
-            writer.close()
+            self._writers.discard(writer)
+            writer.transport.abort()
 
     def __enter__(self) -> ThreadedServer:
         self._thread.start()
@@ -61,13 +70,26 @@ class ThreadedServer:
         async def stop() -> None:
             assert self._server is not None
             self._server.close()
+            self._server.close_clients()  # type: ignore[attr-defined]
             for task in asyncio.all_tasks():
                 if task is not asyncio.current_task():
                     task.cancel()
 
-        asyncio.run_coroutine_threadsafe(stop(), self.loop).result(10)
+        if hasattr(asyncio.Server, "close_clients"):
+            asyncio.run_coroutine_threadsafe(stop(), self.loop).result(10)
+        else:
+            asyncio.run_coroutine_threadsafe(self._stop_311(), self.loop).result(10)
         self.loop.call_soon_threadsafe(self.loop.stop)
         self._thread.join(10)
+
+    async def _stop_311(self) -> None:
+        assert self._server is not None
+        self._server.close()
+        for writer in list(self._writers):
+            writer.transport.abort()
+        for task in asyncio.all_tasks():
+            if task is not asyncio.current_task():
+                task.cancel()
 
     @property
     def url(self) -> str:
