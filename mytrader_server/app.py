@@ -54,6 +54,7 @@ def build_context(settings: Settings) -> ServerContext:
         settings=settings,
         engine=engine,
         sessions=create_sessionmaker(engine),
+        writer_sessions=create_sessionmaker(engine, write=True),
         bus=bus,
         market=market,
         tokens=TokenService(
@@ -70,7 +71,7 @@ def build_context(settings: Settings) -> ServerContext:
 
 def create_app(settings: Settings) -> FastAPI:
     ctx = build_context(settings)
-    engine = OrderEngine(ctx.sessions, ctx.market, ctx.bus, ctx.metrics)
+    engine = OrderEngine(ctx.sessions, ctx.writer_sessions, ctx.market, ctx.bus, ctx.metrics)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:

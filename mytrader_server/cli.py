@@ -76,6 +76,29 @@ def serve(
     _run_server(host, port, ready_file, access_log)
 
 
+@app.command()
+def web(
+    host: Annotated[str, typer.Option(help="Interface to bind.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port to bind; 0 picks a free one.")] = 3000,
+    backend: Annotated[
+        str, typer.Option(help="The API's base URL; /api and /hubs are proxied there.")
+    ] = "http://127.0.0.1:5002",
+    ready_file: ReadyOpt = None,
+    access_log: Annotated[bool, typer.Option(help="Log every request.")] = False,
+) -> None:
+    """Serve the web app and proxy /api and /hubs (WebSockets included) to the API."""
+    from mytrader_server.web.proxy import ProxyConfig
+    from mytrader_server.web.server import serve_web
+
+    if not 0 <= port <= 65535:
+        raise _fail(f"--port must be 0-65535, got {port}")
+    try:
+        proxy = ProxyConfig(backend=backend)
+    except ValueError as exc:
+        raise _fail(str(exc)) from None
+    serve_web(proxy, host, port, ready_file, access_log)
+
+
 @users_app.command("add")
 def users_add(
     username: Annotated[str, typer.Argument(help="The new account's user name.")],

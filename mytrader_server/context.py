@@ -36,6 +36,7 @@ class ServerContext:
     settings: Settings
     engine: AsyncEngine
     sessions: async_sessionmaker[AsyncSession]
+    writer_sessions: async_sessionmaker[AsyncSession]
     bus: EventBus
     market: MarketService
     tokens: TokenService

@@ -23,7 +23,9 @@ async def register(body: Credentials, ctx: Ctx, request: Request) -> JSONRespons
         raise rate_limited(int(wait))
     ctx.passwords.check_length(body.password)
     password_hash = await ctx.passwords.hash(body.password)
-    user = await create_user(ctx.sessions, body.username, password_hash, ctx.settings.starting_cash)
+    user = await create_user(
+        ctx.writer_sessions, body.username, password_hash, ctx.settings.starting_cash
+    )
     return JSONResponse({"id": user.id, "username": user.username}, status_code=201)
 
 

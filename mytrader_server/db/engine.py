@@ -1,7 +1,9 @@
 """The async engine and sessions, with SQLite set up for durability (WAL, synchronous=FULL).
 
-On SQLite every transaction starts with ``BEGIN IMMEDIATE`` so that two writers never both read
-and then fail to upgrade their lock; ``busy_timeout`` makes the loser wait instead of erroring.
+On SQLite a writing transaction (a session from ``create_sessionmaker(engine, write=True)``)
+starts with ``BEGIN IMMEDIATE`` so that two writers never both read and then fail to upgrade
+their lock; ``busy_timeout`` makes the loser wait instead of erroring. Reads begin deferred and,
+under WAL, never wait for a writer (health checks and GETs stay fast during order bursts).
 """
 
 from __future__ import annotations
@@ -43,11 +45,19 @@ def _configure_sqlite(engine: AsyncEngine) -> None:
 
     @event.listens_for(engine.sync_engine, "begin")
     def _on_begin(conn: Any) -> None:
-        conn.exec_driver_sql("BEGIN IMMEDIATE")
+        write = conn.get_execution_options().get(WRITE_OPTION, False)
+        conn.exec_driver_sql("BEGIN IMMEDIATE" if write else "BEGIN")
 
 
-def create_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
-    return async_sessionmaker(engine, expire_on_commit=False)
+WRITE_OPTION = "mytrader_write"
+
+
+def create_sessionmaker(
+    engine: AsyncEngine, write: bool = False
+) -> async_sessionmaker[AsyncSession]:
+    """Sessions for reads, or (``write=True``) for transactions that change rows."""
+    options = {WRITE_OPTION: True} if write else {}
+    return async_sessionmaker(engine, expire_on_commit=False, execution_options=options)
 
 
 async def ping(engine: AsyncEngine) -> float:

@@ -45,11 +45,13 @@ class OrderEngine:
     def __init__(
         self,
         sessions: async_sessionmaker[AsyncSession],
+        writer_sessions: async_sessionmaker[AsyncSession],
         market: MarketService,
         bus: EventBus,
         metrics: Metrics,
     ) -> None:
         self._sessions = sessions
+        self._writes = writer_sessions
         self._market = market
         self._bus = bus
         self._metrics = metrics
@@ -94,7 +96,7 @@ class OrderEngine:
         fill_price = self._marketable_price(order, state.bid, state.ask)
         events: list[str] = ["new"]
         try:
-            async with self._sessions() as session, session.begin():
+            async with self._writes() as session, session.begin():
                 account = await self._account(session, who.user_id)
                 await self._check_funds(session, account, order, fill_price or req.limit_price)
                 session.add(order)
@@ -263,7 +265,7 @@ class OrderEngine:
             self._book_loaded_at = 0.0  # reload once the database is back
 
     async def _fill_resting(self, order_id: str, price: Decimal, now: datetime) -> None:
-        async with self._sessions() as session, session.begin():
+        async with self._writes() as session, session.begin():
             claimed = await session.execute(
                 update(Order)
                 .where(Order.id == order_id, Order.status.in_(OPEN_VALUES))
@@ -286,7 +288,7 @@ class OrderEngine:
 
     async def _finish(self, order_id: str, status: OrderStatus, now: datetime) -> Order | None:
         stamp = {"canceled_at": now} if status == OrderStatus.CANCELED else {"expired_at": now}
-        async with self._sessions() as session, session.begin():
+        async with self._writes() as session, session.begin():
             result = await session.execute(
                 update(Order)
                 .where(Order.id == order_id, Order.status.in_(OPEN_VALUES))

@@ -15,7 +15,9 @@ def _admin(client: TestClient) -> dict[str, str]:
     ctx = client.app.state.ctx  # type: ignore[attr-defined]
     password_hash = client.portal.call(ctx.passwords.hash, "admin-password-1")  # type: ignore[union-attr]
     client.portal.call(  # type: ignore[union-attr]
-        lambda: create_user(ctx.sessions, "admin", password_hash, ctx.settings.starting_cash, True)
+        lambda: create_user(
+            ctx.writer_sessions, "admin", password_hash, ctx.settings.starting_cash, True
+        )
     )
     token = client.post(
         "/api/auth/login", json={"username": "admin", "password": "admin-password-1"}
