@@ -1,0 +1,93 @@
+"""One rollback per environment at a time: a non-blocking `flock` on a per-environment file.
+
+The kernel releases an flock when its holder exits, however it exits (SIGKILL included),
+so a crashed rollback never leaves a stale lock behind. The holder writes who it is
+(pid, user, host, start time, rollback id) into the file so a second rollback can say
+who holds it (checklist C7) before exiting with code 5.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import json
+import os
+import re
+from pathlib import Path
+from types import TracebackType
+
+from mytrader_ops.rollback.errors import LockedError, RollbackError
+
+_SAFE = re.compile(r"[^A-Za-z0-9_.-]")
+
+
+def lock_path(state_dir: Path, env: str) -> Path:
+    return state_dir / "locks" / f"{_SAFE.sub('_', env)}.lock"
+
+
+def describe_holder(raw: str) -> str:
+    try:
+        info = json.loads(raw)
+    except ValueError:
+        return "another process (no holder details)"
+    if not isinstance(info, dict):
+        return "another process (no holder details)"
+    return (
+        f"pid {info.get('pid')} by {info.get('user')}@{info.get('host')} since "
+        f"{info.get('started_at')} (rollback {info.get('rollback_id')}, "
+        f"plan {info.get('plan')})"
+    )
+
+
+class EnvironmentLock:
+    """Context manager: hold the environment's lock or raise LockedError at once."""
+
+    def __init__(self, state_dir: Path, env: str, holder: dict[str, object]) -> None:
+        self.path = lock_path(state_dir, env)
+        self.env = env
+        self.holder = holder
+        self._fd: int | None = None
+
+    def acquire(self) -> None:
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o640)
+        except OSError as exc:
+            raise RollbackError(f"cannot open lock file {self.path}: {exc.strerror}") from None
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raw = os.pread(fd, 4096, 0).decode("utf-8", "replace")
+            os.close(fd)
+            raise LockedError(
+                f"another rollback of {self.env!r} is running: {describe_holder(raw)}; "
+                f"lock file {self.path}"
+            ) from None
+        except OSError as exc:
+            os.close(fd)
+            raise RollbackError(f"cannot lock {self.path}: {exc.strerror}") from None
+        data = json.dumps(self.holder, default=str).encode()
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, data, 0)
+        os.fsync(fd)
+        self._fd = fd
+
+    def release(self) -> None:
+        if self._fd is None:
+            return
+        with contextlib.suppress(OSError):  # no stale holder details once released
+            os.ftruncate(self._fd, 0)
+        os.close(self._fd)  # closing releases the flock
+        self._fd = None
+
+    def __enter__(self) -> EnvironmentLock:
+        self.acquire()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.release()
