@@ -94,14 +94,14 @@ def judge_observation(meta: CheckMeta, obs: Observation, limits: tuple[Limit, ..
         for lim in limits
     )
     extra = {"evidence": evidence, "measurements": measurements, "label": obs.label}
-    if obs.inconclusive is not None:
-        return _verdict(meta, Status.INCONCLUSIVE, f"no evidence: {obs.inconclusive}", **extra)
     if obs.error is not None:
         return _verdict(meta, Status.FAIL, f"could not observe: {obs.error}", **extra)
     failed = obs.failed_steps()
-    if failed:
+    if failed:  # a failure seen is decisive even if other evidence is missing
         first = failed[0]
         return _verdict(meta, Status.FAIL, f"{first.name} failed: {first.detail}", **extra)
+    if obs.inconclusive is not None:
+        return _verdict(meta, Status.INCONCLUSIVE, f"no evidence: {obs.inconclusive}", **extra)
     for m, lim in zip(measurements, limits, strict=True):
         if m.value is None:
             return _verdict(meta, Status.INCONCLUSIVE, f"{lim.value} was not measured", **extra)

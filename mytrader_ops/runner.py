@@ -60,7 +60,7 @@ from mytrader_ops.verdict import Status, Verdict
 
 Progress = Callable[[str, str], None]
 SLA_KINDS = ("latency", "error-rate", "hub-latency", "connection-success")
-PROBE_CONCURRENCY = 4
+PROBE_CONCURRENCY = 32
 CONNECT_SPACING_S = 0.02
 
 

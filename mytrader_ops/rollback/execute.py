@@ -50,6 +50,7 @@ class StepContext:
 
     secrets: Mapping[str, str]
     redactor: Redactor
+    inherit_fds: tuple[int, ...] = ()  # the environment lock: held while a step runs
 
 
 StepRunner = Callable[[ResolvedStep, StepContext], StepResult]
@@ -68,6 +69,7 @@ def run_command(step: ResolvedStep, ctx: StepContext) -> StepResult:
         grace_s=a.kill_grace_s,
         env=env,
         cwd=a.cwd.render(ctx.secrets) if a.cwd is not None else None,
+        pass_fds=ctx.inherit_fds,
     )
     if done.error is not None:
         return StepResult("failed", done.error, None, done.output)
@@ -233,10 +235,11 @@ def execute(
     attempt: int = 1,
     skip: Mapping[int, str] | None = None,
     progress: Progress | None = None,
+    inherit_fds: tuple[int, ...] = (),
 ) -> Outcome:
     """Run the steps in order; `skip` maps step index -> why it is not run this time."""
     skip = skip or {}
-    ctx = StepContext(secrets, audit.redactor)
+    ctx = StepContext(secrets, audit.redactor, inherit_fds)
     for value in secrets.values():
         audit.redactor.add(value)
     done: list[tuple[ResolvedStep, StepResult]] = []

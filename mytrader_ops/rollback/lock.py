@@ -13,6 +13,7 @@ import fcntl
 import json
 import os
 import re
+import socket
 from pathlib import Path
 from types import TracebackType
 
@@ -25,18 +26,63 @@ def lock_path(state_dir: Path, env: str) -> Path:
     return state_dir / "locks" / f"{_SAFE.sub('_', env)}.lock"
 
 
-def describe_holder(raw: str) -> str:
+def _alive(pid: object) -> bool:
+    if not isinstance(pid, int) or pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def processes_holding(path: Path) -> list[str]:
+    """`pid (command)` of local processes with the file open (Linux /proc; else empty)."""
+    target = str(path.resolve())
+    found: list[str] = []
+    proc = Path("/proc")
+    if not proc.is_dir():
+        return found
+    for entry in proc.iterdir():
+        if not entry.name.isdigit() or int(entry.name) == os.getpid():
+            continue
+        try:
+            fds = list((entry / "fd").iterdir())
+        except OSError:
+            continue
+        for fd in fds:
+            try:
+                if os.readlink(fd) == target:
+                    cmd = (entry / "cmdline").read_bytes().replace(b"\0", b" ").strip()
+                    found.append(f"{entry.name} ({cmd.decode('utf-8', 'replace')[:120]})")
+                    break
+            except OSError:
+                continue
+    return found
+
+
+def describe_holder(raw: str, path: Path | None = None) -> str:
     try:
         info = json.loads(raw)
     except ValueError:
         return "another process (no holder details)"
     if not isinstance(info, dict):
         return "another process (no holder details)"
-    return (
+    text = (
         f"pid {info.get('pid')} by {info.get('user')}@{info.get('host')} since "
         f"{info.get('started_at')} (rollback {info.get('rollback_id')}, "
         f"plan {info.get('plan')})"
     )
+    if info.get("host") == socket.gethostname() and not _alive(info.get("pid")):
+        holders = processes_holding(path) if path is not None else []
+        text += (
+            "; that process is gone, but a step it started is still running and holds the "
+            "lock" + (f" (pid {', '.join(holders)})" if holders else "") + ": wait for it "
+            "to finish (or end it), then re-run to resume"
+        )
+    return text
 
 
 class EnvironmentLock:
@@ -60,7 +106,7 @@ class EnvironmentLock:
             raw = os.pread(fd, 4096, 0).decode("utf-8", "replace")
             os.close(fd)
             raise LockedError(
-                f"another rollback of {self.env!r} is running: {describe_holder(raw)}; "
+                f"another rollback of {self.env!r} is running: {describe_holder(raw, self.path)}; "
                 f"lock file {self.path}"
             ) from None
         except OSError as exc:
@@ -71,6 +117,11 @@ class EnvironmentLock:
         os.pwrite(fd, data, 0)
         os.fsync(fd)
         self._fd = fd
+
+    @property
+    def inheritable_fds(self) -> tuple[int, ...]:
+        """The lock's descriptor, for step processes to inherit (see `process`)."""
+        return (self._fd,) if self._fd is not None else ()
 
     def release(self) -> None:
         if self._fd is None:

@@ -120,18 +120,6 @@ class PlanModel(_Model):
     environments: dict[EnvName, EnvironmentSpec] = {}
     steps: Annotated[list[Step], Field(min_length=1, max_length=100)]
 
-    @model_validator(mode="after")
-    def _check(self) -> PlanModel:
-        names = [s.name for s in self.steps]
-        dupes = sorted({n for n in names if names.count(n) > 1})
-        if dupes:
-            raise ValueError(f"duplicate step names: {', '.join(dupes)}")
-        clash = BUILTINS & set(self.vars)
-        for spec in self.environments.values():
-            clash |= BUILTINS & set(spec.vars)
-        if clash:
-            raise ValueError(f"variables shadow built-ins: {', '.join(sorted(clash))}")
-        return self
 
 
 @dataclass(frozen=True, slots=True)
@@ -174,9 +162,32 @@ def _json_strings(value: JsonValue, path: KeyPath) -> list[tuple[KeyPath, str]]:
     return []
 
 
+def _structure_problems(doc: YamlDocument, plan: PlanModel) -> list[ConfigProblem]:
+    """Duplicate step names and variables shadowing built-ins, each at its own line."""
+    problems: list[ConfigProblem] = []
+
+    def add(path: KeyPath, message: str) -> None:
+        problems.append(ConfigProblem(doc.file, doc.line_of(path), format_path(path), message))
+
+    first: dict[str, int] = {}
+    for i, step in enumerate(plan.steps):
+        if step.name in first:
+            add(("steps", i, "name"), f"duplicate step name {step.name!r} (also step "
+                f"{first[step.name] + 1})")
+        first.setdefault(step.name, i)
+    tables: list[tuple[KeyPath, Mapping[str, str]]] = [(("vars",), plan.vars)]
+    tables += [(("environments", n, "vars"), e.vars) for n, e in plan.environments.items()]
+    for base, table in tables:
+        for key in table:
+            if key in BUILTINS:
+                add((*base, key), f"variable {key!r} shadows a built-in "
+                    f"({', '.join(sorted(BUILTINS))})")
+    return problems
+
+
 def _placeholder_problems(doc: YamlDocument, plan: PlanModel) -> list[ConfigProblem]:
     """Every `{name}` must be a built-in or a variable; vars may hold only literals/secrets."""
-    problems: list[ConfigProblem] = []
+    problems: list[ConfigProblem] = _structure_problems(doc, plan)
     env_vars = [set(e.vars) for e in plan.environments.values()]
     # A name is known if the plan defines it, or every environment does.
     known = BUILTINS | set(plan.vars)

@@ -6,6 +6,10 @@ background job, a wrapper's worker) keeps running and may hold the output pipe o
 process group; on timeout the group gets SIGTERM, then SIGKILL after a grace period,
 and any process the step left behind after exiting is ended the same way. Output goes
 to a temporary file, so a grandchild holding it open cannot stall the runner.
+
+The environment lock's descriptor is passed down (`pass_fds`): if the rollback process
+itself is SIGKILLed mid-step, the lock stays held until the orphaned step has finished,
+so a re-run cannot race a step that is still running.
 """
 
 from __future__ import annotations
@@ -102,6 +106,7 @@ def run_process(
     grace_s: float,
     env: Mapping[str, str] | None = None,
     cwd: str | None = None,
+    pass_fds: Sequence[int] = (),
 ) -> ProcessResult:
     """Run argv (no shell) in a new session with a hard timeout on its whole process group."""
     with tempfile.NamedTemporaryFile(prefix="mytrader-ops-step-", suffix=".out") as out:
@@ -115,6 +120,7 @@ def run_process(
                 env=dict(env) if env is not None else None,
                 cwd=cwd,
                 close_fds=True,
+                pass_fds=tuple(pass_fds),
             )
         except FileNotFoundError:
             return ProcessResult(None, False, "", False, f"program not found: {argv[0]!r}")

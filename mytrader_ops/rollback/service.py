@@ -162,7 +162,7 @@ def run_rollback(
         "plan": plan.plan_name,
     }
     audit = AuditLog(request.audit_file, redactor)
-    with EnvironmentLock(request.state_dir, plan.env, holder):
+    with EnvironmentLock(request.state_dir, plan.env, holder) as lock:
         log = read_log(request.audit_file)
         if log.bad_lines:
             say(
@@ -197,6 +197,7 @@ def run_rollback(
                 attempt=attempt,
                 skip=decision.skip,
                 progress=progress,
+                inherit_fds=lock.inheritable_fds,
             )
         except KeyboardInterrupt:
             audit.append("rollback-end", **base, outcome="interrupted", exit_code=130)

@@ -1,0 +1,202 @@
+"""Monitor settings: durations, the five typed triggers, alert sinks, the rollback plan.
+
+Defaults live here, in one place. An optional YAML file (`--monitor-config`) overrides them;
+it is read by the defensive loader and validated strictly (unknown keys rejected, every
+problem named with file, line and key path). "Consistently above 500 ms" is never left vague:
+every trigger states `consecutive: N` windows or `for: DURATION`.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from mytrader_ops.errors import ConfigError, ConfigProblem, OpsError
+from mytrader_ops.redaction import Secret
+from mytrader_ops.yamlsafe import KeyPath, format_path, read_yaml
+
+Phase = Literal["critical", "extended", "all"]
+TriggerKind = Literal["error-rate", "database", "websockets", "latency", "auth"]
+CRITICAL_PHASE_S = 30 * 60.0
+EXTENDED_PHASE_S = 24 * 3600.0
+DEFAULT_INTERVAL_S = 30.0
+DEFAULT_RATE = 2.0  # requests per second per sampled endpoint (see docs/performance-monitor.md)
+_DURATION = re.compile(r"^(?:(\d+(?:\.\d+)?)h)?(?:(\d+(?:\.\d+)?)m)?(?:(\d+(?:\.\d+)?)s)?$")
+
+
+class MonitorUsageError(OpsError):
+    """A monitor option that cannot be run (exit code 2)."""
+
+
+def parse_duration(text: str) -> float:
+    """`45s`, `30m`, `24h`, `1h30m` or plain seconds -> seconds (> 0)."""
+    raw = text.strip().lower()
+    try:
+        value = float(raw)
+    except ValueError:
+        m = _DURATION.match(raw)
+        if m is None or not raw or not any(m.groups()):
+            raise MonitorUsageError(
+                f"invalid duration {text!r}: use e.g. 45s, 30m, 24h, 1h30m"
+            ) from None
+        h, mi, s = (float(g) if g else 0.0 for g in m.groups())
+        value = h * 3600 + mi * 60 + s
+    if not 0 < value <= 31 * 86400:
+        raise MonitorUsageError(f"duration {text!r} must be above 0 and at most 31 days")
+    return value
+
+
+def format_duration(seconds: float) -> str:
+    if seconds >= 3600 and seconds % 3600 == 0:
+        return f"{seconds / 3600:g}h"
+    if seconds >= 60 and seconds % 60 == 0:
+        return f"{seconds / 60:g}m"
+    return f"{seconds:g}s"
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
+
+
+DurationText = Annotated[str, Field(min_length=1, max_length=32, description="e.g. 45s, 30m, 24h")]
+
+
+class TriggerSpec(_Model):
+    """One rollback trigger: a per-window reading and how long it must stay bad.
+
+    `threshold` is the reading's limit (error share, p-latency in ms); `consecutive` counts
+    windows, `for_` a duration; exactly one of them is stated.
+    """
+
+    id: Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9-]{0,62}$")]
+    kind: TriggerKind
+    threshold: float | None = None
+    percentile: Annotated[float, Field(gt=0, lt=100)] = 95.0
+    consecutive: Annotated[int, Field(ge=1, le=10_000)] | None = None
+    for_: DurationText | None = Field(default=None, alias="for")
+    min_samples: Annotated[int, Field(ge=1)] = 20
+    enabled: bool = True
+
+    @model_validator(mode="after")
+    def _one_bound(self) -> TriggerSpec:
+        if self.for_ is not None:
+            try:
+                parse_duration(self.for_)
+            except MonitorUsageError as exc:
+                raise ValueError(str(exc)) from None
+        if (self.consecutive is None) == (self.for_ is None):
+            raise ValueError("state exactly one of 'consecutive: N' or 'for: DURATION'")
+        if self.kind in ("error-rate", "latency") and self.threshold is None:
+            raise ValueError(f"a {self.kind} trigger needs a threshold")
+        return self
+
+    @property
+    def for_s(self) -> float | None:
+        return parse_duration(self.for_) if self.for_ is not None else None
+
+    def bound_text(self) -> str:
+        if self.consecutive is not None:
+            return f"{self.consecutive} consecutive window(s)"
+        return f"for {self.for_}"
+
+
+DEFAULT_TRIGGERS: tuple[TriggerSpec, ...] = (
+    TriggerSpec(id="error-rate-high", kind="error-rate", threshold=0.10, consecutive=1),
+    TriggerSpec(id="database-down", kind="database", consecutive=2),
+    TriggerSpec(id="websockets-down", kind="websockets", consecutive=2),
+    TriggerSpec.model_validate(
+        {"id": "latency-high", "kind": "latency", "threshold": 500.0, "consecutive": 3}
+    ),
+    TriggerSpec(id="auth-failing", kind="auth", consecutive=2),
+)
+
+
+class WebhookSink(_Model):
+    """POST `{"text": ...}` (Slack-compatible). The URL is a secret: give `${ENV_VAR}`."""
+
+    kind: Literal["webhook"]
+    url: Secret
+    timeout_s: Annotated[float, Field(gt=0, le=30)] = 5.0
+
+
+class CommandSink(_Model):
+    """Run a program with the alert as arguments; an argv list, never a shell."""
+
+    kind: Literal["command"]
+    argv: Annotated[list[str], Field(min_length=1, max_length=64)]
+    timeout_s: Annotated[float, Field(gt=0, le=300)] = 10.0
+
+
+Sink = Annotated[WebhookSink | CommandSink, Field(discriminator="kind")]
+
+
+class RollbackSettings(_Model):
+    plan: str
+    env: str | None = None
+    to_version: str | None = None
+
+
+class Thresholds(_Model):
+    """Phase checks (not triggers): what the report judges over the watch."""
+
+    api_p95_ms: Annotated[float, Field(gt=0)] = 100.0
+    max_error_rate: Annotated[float, Field(gt=0, lt=1)] = 0.05
+    min_connectivity: Annotated[float, Field(gt=0, lt=1)] = 0.90
+    min_hub_success: Annotated[float, Field(gt=0, lt=1)] = 0.95
+    max_stream_gap_s: Annotated[float, Field(gt=0)] = 5.0
+    db_p95_ms: Annotated[float, Field(gt=0)] = 100.0
+    leak_mb_per_hour: Annotated[float, Field(gt=0)] = 20.0
+    leak_share_per_hour: Annotated[float, Field(gt=0)] = 0.10
+    cpu_slope_per_hour: Annotated[float, Field(gt=0)] = 0.10
+    max_cpu_share: Annotated[float, Field(gt=0)] = 0.90
+
+
+class MonitorFile(_Model):
+    """The optional `--monitor-config` file."""
+
+    version: Literal[1] = 1
+    interval: DurationText | None = None
+    rate: Annotated[float, Field(gt=0, le=200)] | None = None
+    paths: list[Annotated[str, Field(pattern=r"^/\S*$")]] | None = None
+    triggers: list[TriggerSpec] | None = None
+    thresholds: Thresholds = Thresholds()
+    sinks: list[Sink] = []
+    rollback: RollbackSettings | None = None
+
+    @model_validator(mode="after")
+    def _unique(self) -> MonitorFile:
+        if self.interval is not None:
+            try:
+                parse_duration(self.interval)
+            except MonitorUsageError as exc:
+                raise ValueError(str(exc)) from None
+        ids = [t.id for t in self.triggers or []]
+        dupes = sorted({i for i in ids if ids.count(i) > 1})
+        if dupes:
+            raise ValueError(f"duplicate trigger ids: {', '.join(dupes)}")
+        return self
+
+
+def load_monitor_file(path: Path) -> MonitorFile:
+    doc = read_yaml(path)
+    if not isinstance(doc.data, dict):
+        raise ConfigError([ConfigProblem(doc.file, 1, "", "the top level must be a mapping")])
+    try:
+        return MonitorFile.model_validate(doc.data)
+    except ValidationError as exc:
+        problems = []
+        for err in exc.errors(include_url=False, include_input=False):
+            loc: KeyPath = tuple(
+                p for p in err["loc"] if p not in ("webhook", "command") or isinstance(p, int)
+            )
+            problems.append(
+                ConfigProblem(doc.file, doc.line_of(loc), format_path(loc), err["msg"])
+            )
+        raise ConfigError(problems) from None
+
+
+def phase_span(phase: Phase) -> float:
+    return CRITICAL_PHASE_S if phase == "critical" else EXTENDED_PHASE_S

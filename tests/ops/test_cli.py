@@ -1,0 +1,127 @@
+"""The CLI contract: lazy imports for --help, exit codes, no tracebacks for operator typos."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from mytrader_ops.resources import data_dir, shipped_suites
+from tests.ops.conftest import REPO, run_cli
+
+
+def test_help_imports_no_heavy_modules() -> None:
+    code = (
+        "import sys\n"
+        "sys.argv = ['mytrader-ops', '--help']\n"
+        "from mytrader_ops.cli import main\n"
+        "try:\n    main()\nexcept SystemExit:\n    pass\n"
+        "print(sorted(m for m in ('httpx', 'websockets', 'yaml', 'pydantic', 'hdrh') "
+        "if m in sys.modules))\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO, timeout=60
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip().splitlines()[-1] == "[]"
+    assert "Exit codes: 0 GO" in done.stdout
+    assert "3 INCONCLUSIVE" in done.stdout
+
+
+def test_validate_help_documents_contract() -> None:
+    res = run_cli("validate", "--help")
+    assert res.code == 0
+    for option in (
+        "--config",
+        "--env",
+        "--target",
+        "--frontend",
+        "--report-dir",
+        "--duration",
+        "--rate",
+        "--quiet",
+        "--no-color",
+    ):
+        assert option in res.stdout
+    assert "1 NO-GO" in res.stdout
+
+
+@pytest.mark.parametrize(
+    ("args", "fragment"),
+    [
+        (("validate",), "nothing to validate"),
+        (("validate", "--target", "localhost:5002"), "--target must be an http(s) URL"),
+        (("validate", "--target", "http://x", "--duration", "-1"), "--duration"),
+        (("validate", "--config", "/nonexistent/x.yaml"), "cannot read"),
+        (("validate", "--target", "http://x", "--env", "prod"), "unknown environment 'prod'"),
+        (("validate", "--bogus"), "No such option"),
+        (("config", "check", "/nonexistent.yaml"), "cannot read"),
+        (("report", "nope", "--store", "/tmp/mytrader-ops-test-empty.db"), "no stored run"),
+        (("report", "diff", "a"), "usage"),
+    ],
+)
+def test_operator_typos_exit_2_without_traceback(args: tuple[str, ...], fragment: str) -> None:
+    res = run_cli(*args)
+    assert res.code == 2, (res.stdout, res.stderr)
+    assert fragment in res.stderr + res.stdout
+    assert "Traceback" not in res.stderr + res.stdout
+
+
+def test_config_check_reports_every_problem_with_line(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(
+        "version: 1\nchecks:\n  - id: a\n    title: t\n    kind: http\n    path: /x\n"
+        "    critical: off\n    critical: true\n"
+    )
+    res = run_cli("config", "check", str(bad))
+    assert res.code == 2
+    assert f"{bad}:7: checks[0].critical: ambiguous value 'off'" in res.stderr
+    assert f"{bad}:8: checks[0].critical: duplicate key" in res.stderr
+    assert "Traceback" not in res.stderr
+
+
+def test_config_check_ok_for_shipped_suites() -> None:
+    for name in shipped_suites():
+        res = run_cli("config", "check", str(data_dir("checks") / f"{name}.yaml"))
+        assert res.code == 0, res.stderr
+        assert "OK" in res.stdout
+
+
+def test_config_schema_is_json_schema() -> None:
+    res = run_cli("config", "schema")
+    assert res.code == 0
+    schema = json.loads(res.stdout)
+    assert schema["$schema"].startswith("https://json-schema.org/")
+    assert "environments" in schema["properties"]
+
+
+def test_unsafe_yaml_is_a_config_error_with_line(tmp_path: Path) -> None:
+    marker = tmp_path / "pwned"
+    bad = tmp_path / "c.yaml"
+    bad.write_text(f"version: 1\ntitle: !!python/object/apply:os.system ['touch {marker}']\n")
+    res = run_cli("validate", "--config", str(bad), "--target", "http://127.0.0.1:9")
+    assert res.code == 2
+    assert ":2: title: tag" in res.stderr
+    assert not marker.exists()
+
+
+def test_runbook_for_every_check_id() -> None:
+    from mytrader_ops.config import load_config
+
+    runbooks = data_dir("runbooks")
+    for name in shipped_suites():
+        for check in load_config(data_dir("checks") / f"{name}.yaml").checks:
+            path = runbooks / f"{check.id}.md"
+            assert path.is_file(), f"missing runbook for {check.id}"
+            text = path.read_text()
+            for section in (
+                "## What it checks",
+                "## What a failure means",
+                "## First steps",
+                "## Escalation",
+                "## Who decides",
+            ):
+                assert section in text, f"{path.name} lacks {section}"
