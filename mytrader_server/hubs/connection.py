@@ -97,7 +97,7 @@ class HubConnection:
         self._send = send
         self._max_queue = max_queue
         self._queue: deque[str] = deque()
-        self._wake = asyncio.Event()
+        self._waiter: asyncio.Future[None] | None = None  # set while the writer is idle
         self._close: CloseRequest | None = None
         self._metrics = metrics
         self.finished = asyncio.Event()
@@ -126,8 +126,15 @@ class HubConnection:
             self.overflow()
             return False
         self._queue.append(record)
-        self._wake.set()
+        self._wake()
         return True
+
+    def _wake(self) -> None:
+        waiter = self._waiter
+        if waiter is not None:
+            self._waiter = None
+            if not waiter.done():
+                waiter.set_result(None)
 
     def close(self, code: int, reason: str, record: str | None = None) -> None:
         """Ask the writer to flush, send ``record`` (a Close message) and close with ``code``."""
@@ -135,7 +142,7 @@ class HubConnection:
             return
         self._close = CloseRequest(code, reason, record)
         self.protocol.closing()
-        self._wake.set()
+        self._wake()
 
     def overflow(self) -> None:
         """The client does not read fast enough: drop what is queued and close it with an error.
@@ -175,9 +182,11 @@ class HubConnection:
     async def _write_loop(self) -> None:
         queue = self._queue
         sent = self._metrics.sent
+        loop = asyncio.get_running_loop()
         while True:
-            await self._wake.wait()
-            self._wake.clear()
+            if not queue and self._close is None:
+                waiter = self._waiter = loop.create_future()
+                await waiter
             while queue:
                 if len(queue) == 1:
                     text = queue.popleft()
@@ -221,7 +230,7 @@ class HubConnection:
             self.streams.clear()
             if self._close is None:
                 self._close = CloseRequest(CLOSE_NORMAL, "", None)
-                self._wake.set()
+                self._wake()
             if self._writer is not None and not self._writer.done():
                 with contextlib.suppress(TimeoutError, asyncio.CancelledError):
                     async with asyncio.timeout(CLOSE_SEND_TIMEOUT_S * 3):
@@ -280,7 +289,7 @@ class HubConnection:
     def _flush_protocol(self) -> None:
         for record in self.protocol.data_to_send():
             self._queue.append(record)  # handshake replies bypass the limit: they come first
-            self._wake.set()
+            self._wake()
 
     def fail_handshake(self, message: str) -> None:
         self.protocol.fail_handshake(message)
