@@ -81,6 +81,13 @@ def rollback(
         str | None,
         typer.Option("--evidence", help="Evidence for the audit log: JSON text or @FILE."),
     ] = None,
+    set_: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--set",
+            help="NAME=VALUE for a plan variable (or target=URL); repeatable; passed as data.",
+        ),
+    ] = None,
     dry_run: Annotated[
         bool,
         typer.Option("--dry-run", help="Print the exact resolved plan; change nothing."),
@@ -143,6 +150,12 @@ def rollback(
             reason = "(dry run)"
         else:
             _fail("--reason is required: say why (it goes to the audit log)", 2)
+    overrides: dict[str, str] = {}
+    for item in set_ or []:
+        name, sep, value = item.partition("=")
+        if not sep or not name:
+            _fail(f"--set {item!r}: expected NAME=VALUE", 2)
+        overrides[name] = value
     request = RollbackRequest(
         plan_file=plan_file,
         env=env,
@@ -152,6 +165,7 @@ def rollback(
         audit_path=audit_log,
         evidence=_evidence(evidence),
         new=new,
+        overrides=overrides,
     )
     try:
         resolved = resolve(request)

@@ -201,7 +201,8 @@ def prior_state(records: tuple[JsonObj, ...], rollback_id: str) -> PriorState:
             open_steps.discard(index)
             outcome = str(rec.get("outcome"))
             outcomes[index] = outcome
-            if outcome == "ok" or (outcome == "skipped" and index in completed):
+            ran_optional = rec.get("optional") is True and outcome in ("failed", "timed_out")
+            if outcome == "ok" or ran_optional or (outcome == "skipped" and index in completed):
                 completed.add(index)
             elif outcome != "skipped":
                 completed.discard(index)

@@ -283,10 +283,11 @@ def execute(
             exit_code=result.exit_code,
             duration_s=result.duration_s,
             output=result.output,
+            optional=step.optional,
         )
         done.append((step, result))
         if progress:
             progress(step, result)
-        if result.outcome != "ok":
+        if result.outcome != "ok" and not step.optional:
             return Outcome(False, tuple(done), step)
     return Outcome(True, tuple(done))

@@ -19,7 +19,7 @@ from mytrader_ops.errors import ConfigError, ConfigProblem
 from mytrader_ops.rollback.template import placeholders
 from mytrader_ops.yamlsafe import KeyPath, YamlDocument, format_path, parse_yaml
 
-BUILTINS = frozenset({"env", "to_version", "reason", "rollback_id", "target", "plan"})
+BUILTINS = frozenset({"env", "to_version", "reason", "rollback_id", "target", "plan", "python"})
 StepName = Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9-]{0,62}$")]
 VarName = Annotated[str, Field(pattern=r"^[a-z_][a-z0-9_]{0,62}$")]
 EnvName = Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$")]
@@ -36,6 +36,10 @@ class StepBase(_Model):
     name: StepName
     description: str = ""
     timeout_s: TimeoutS = 60.0
+    optional: bool = Field(
+        default=False,
+        description="A failure is recorded but does not stop the rollback (notifications).",
+    )
 
 
 class CommandStep(StepBase):
@@ -121,7 +125,6 @@ class PlanModel(_Model):
     steps: Annotated[list[Step], Field(min_length=1, max_length=100)]
 
 
-
 @dataclass(frozen=True, slots=True)
 class LoadedPlan:
     """A validated plan and where it came from (its hash identifies it in the audit log)."""
@@ -172,16 +175,20 @@ def _structure_problems(doc: YamlDocument, plan: PlanModel) -> list[ConfigProble
     first: dict[str, int] = {}
     for i, step in enumerate(plan.steps):
         if step.name in first:
-            add(("steps", i, "name"), f"duplicate step name {step.name!r} (also step "
-                f"{first[step.name] + 1})")
+            add(
+                ("steps", i, "name"),
+                f"duplicate step name {step.name!r} (also step {first[step.name] + 1})",
+            )
         first.setdefault(step.name, i)
     tables: list[tuple[KeyPath, Mapping[str, str]]] = [(("vars",), plan.vars)]
     tables += [(("environments", n, "vars"), e.vars) for n, e in plan.environments.items()]
     for base, table in tables:
         for key in table:
             if key in BUILTINS:
-                add((*base, key), f"variable {key!r} shadows a built-in "
-                    f"({', '.join(sorted(BUILTINS))})")
+                add(
+                    (*base, key),
+                    f"variable {key!r} shadows a built-in ({', '.join(sorted(BUILTINS))})",
+                )
     return problems
 
 

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import hashlib
 import shlex
+import sys
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Literal
 
@@ -79,6 +81,7 @@ class ResolvedStep:
     timeout_s: float
     action: Action
     description: str = ""
+    optional: bool = False
 
     @property
     def secret_names(self) -> tuple[str, ...]:
@@ -137,9 +140,25 @@ def plan_rollback(
     to_version: str | None,
     reason: str,
     rollback_id: str | None = None,
+    overrides: Mapping[str, str] | None = None,
+    python: str = sys.executable,
 ) -> ResolvedPlan:
-    """Resolve a plan for one environment. Pure; raises RollbackUsageError for bad options."""
+    """Resolve a plan for one environment. Pure; raises RollbackUsageError for bad options.
+
+    `overrides` (`--set name=value`) replace declared variables, or the environment's
+    `target`; like every templated value they are substituted as data.
+    """
     model = loaded.model
+    overrides = dict(overrides or {})
+    declared = set(model.vars) | {"target"}
+    for spec_ in model.environments.values():
+        declared |= set(spec_.vars)
+    unknown = sorted(set(overrides) - declared)
+    if unknown:
+        raise RollbackUsageError(
+            f"--set {', '.join(unknown)}: not a variable of plan {model.name!r} "
+            f"(variables: {', '.join(sorted(declared))})"
+        )
     if model.environments and env not in model.environments:
         known = ", ".join(sorted(model.environments))
         raise RollbackUsageError(f"plan {model.name!r} has no environment {env!r} (known: {known})")
@@ -154,12 +173,17 @@ def plan_rollback(
         raise RollbackUsageError(f"--reason is longer than {MAX_REASON} characters")
     spec = model.environments.get(env)
     target = spec.target.rstrip("/") if spec is not None and spec.target else None
+    if "target" in overrides:
+        target = overrides.pop("target").rstrip("/")
+        if not target.lower().startswith(("http://", "https://")):
+            raise RollbackUsageError(f"--set target={target!r}: an http(s) URL is required")
     rid = rollback_id or rollback_id_for(loaded.sha256, env, to_version)
     values: dict[str, Text] = {
         "env": Text.literal(env),
         "reason": Text.literal(reason),
         "rollback_id": Text.literal(rid),
         "plan": Text.literal(model.name),
+        "python": Text.literal(python),
     }
     if to_version is not None:
         values["to_version"] = Text.literal(to_version)
@@ -168,6 +192,8 @@ def plan_rollback(
     for table in (model.vars, spec.vars if spec is not None else {}):
         for name, raw in table.items():
             values[name] = substitute(raw, {})  # literal text and ${SECRET} references only
+    for name, value in overrides.items():
+        values[name] = Text.literal(value)  # operator input: data, never a secret reference
     steps = tuple(_resolve_step(i, step, values) for i, step in enumerate(model.steps, start=1))
     return ResolvedPlan(
         plan_name=model.name,
@@ -243,7 +269,9 @@ def _resolve_step(
             rate=step.rate,
             mode=step.mode,
         )
-    return ResolvedStep(index, n, step.kind, step.timeout_s, action, step.description)
+    return ResolvedStep(
+        index, n, step.kind, step.timeout_s, action, step.description, step.optional
+    )
 
 
 # --------------------------------------------------------------------------- rendering
@@ -268,7 +296,8 @@ def describe_step(step: ResolvedStep) -> list[str]:
     import json
 
     a = step.action
-    head = f"[{step.index}] {step.kind:<7} {step.name}  (timeout {step.timeout_s:g} s)"
+    optional = ", optional: a failure does not stop the rollback" if step.optional else ""
+    head = f"[{step.index}] {step.kind:<7} {step.name}  (timeout {step.timeout_s:g} s{optional})"
     lines = [head]
     if step.description:
         lines.append(f"      # {step.description}")

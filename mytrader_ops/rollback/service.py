@@ -51,6 +51,7 @@ class RollbackRequest:
     audit_path: Path | None = None  # default: <state_dir>/rollback-audit.jsonl
     evidence: Mapping[str, object] | None = None  # e.g. the trigger that fired
     new: bool = False
+    overrides: Mapping[str, str] | None = None  # --set name=value
 
     @property
     def audit_file(self) -> Path:
@@ -71,7 +72,7 @@ def resolve(request: RollbackRequest) -> ResolvedPlan:
     if request.new:
         base = rollback_id_for(loaded.sha256, env, request.to_version)
         rid = f"{base}-{dt.datetime.now(dt.UTC):%Y%m%dT%H%M%SZ}"
-    return plan_rollback(loaded, env, request.to_version, request.reason, rid)
+    return plan_rollback(loaded, env, request.to_version, request.reason, rid, request.overrides)
 
 
 @dataclass(frozen=True, slots=True)

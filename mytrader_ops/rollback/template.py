@@ -7,7 +7,8 @@ stays exactly that text (checklist C5). Secret references written in the plan fi
 symbolic (`SecretRef`) until a step runs; dry-runs and the audit log show `${NAME}`.
 
 Syntax:
-    {name}       a plan variable or a built-in (env, to_version, reason, rollback_id, target, plan)
+    {name}       a plan variable or a built-in (env, to_version, reason, rollback_id, target,
+                 plan, python = the interpreter running mytrader-ops)
     ${NAME}      an environment variable holding a secret (webhook URL, token)
     {{name}}     a literal `{name}` (rarely needed; other braces, e.g. JSON, are literal)
 """
