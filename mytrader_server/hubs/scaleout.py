@@ -41,6 +41,7 @@ RENEW_S: Final = LEASE_MS / 3000
 RETRY_S: Final = 1.0
 MAX_BATCH: Final = 500
 MAX_OUTBOX: Final = 100_000
+SUBSCRIBE_WAIT_S: Final = 3.0
 
 TickSink = Callable[[list[Tick]], Awaitable[None]]
 
@@ -175,7 +176,7 @@ class RedisBus:
         with contextlib.suppress(TimeoutError):
             # wait (briefly) for the subscription so that no event published right after start
             # is missed; without Redis the process still starts and serves its own clients
-            await asyncio.wait_for(asyncio.shield(ready), timeout=5)
+            await asyncio.wait_for(asyncio.shield(ready), timeout=SUBSCRIBE_WAIT_S)
 
     async def stop(self) -> None:
         for task in self._tasks:
@@ -265,19 +266,28 @@ class FeedLeader:
         self._task: asyncio.Task[None] | None = None
 
     async def elect(self) -> bool:
-        """One attempt to take or keep the lease; updates ``market.runs_feed``."""
+        """One attempt to take or keep the lease; updates ``market.runs_feed``.
+
+        Redis unreachable: a leader keeps its feed (nobody else can take the lease meanwhile)
+        and a follower starts one for its own clients, because no ticks reach it through Redis
+        either. When Redis is back, only the lease holder keeps running a feed.
+        """
         redis = self.bus.redis
         try:
             if self.is_leader:
-                kept = await redis.eval(_RENEW, 1, self.key, self.identity, LEASE_MS)
-                if not kept:
-                    await self._demote()
+                if not await redis.eval(_RENEW, 1, self.key, self.identity, LEASE_MS):
+                    await self._demote()  # the lease expired and another process took it
             elif await redis.set(self.key, self.identity, nx=True, px=LEASE_MS):
                 await self._promote()
+            elif self.market.runs_feed:
+                await self._demote()  # back from an outage: another process holds the lease
         except Exception as exc:
             log.warning("feed leader election failed: %s", type(exc).__name__)
-            if self.is_leader:  # we cannot renew: assume the lease is lost before it expires
-                await self._demote()
+            if not self.market.runs_feed:
+                log.warning("redis unreachable: running the market-data feed locally")
+                self.market.runs_feed = True
+                await self._resume_sequence()
+                self.market.start()
         return self.is_leader
 
     async def _promote(self) -> None:
@@ -289,6 +299,8 @@ class FeedLeader:
 
     async def _demote(self) -> None:
         self.is_leader = False
+        if not self.market.runs_feed:
+            return
         self.market.runs_feed = False
         log.info("this process follows the market-data feed of another process")
         await self.market.stop()

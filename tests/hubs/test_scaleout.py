@@ -238,3 +238,24 @@ async def test_feed_moves_to_the_follower_when_the_leader_stops(cluster: Cluster
         stamps = [t["timestamp"] for t in c.pushes("ReceiveMarketData")[1:]]
         assert stamps == sorted(stamps)  # the new leader continues, it does not restart
     assert role(follower) == "leader"
+
+
+@pytest.mark.slow
+async def test_unreachable_redis_keeps_one_process_serving(tmp_path: Path) -> None:
+    """Availability first: without Redis each process runs its own feed and says so in /health."""
+    env = server_env(
+        tmp_path / "data",
+        MYTRADER_REDIS_URL="redis://127.0.0.1:1/0",  # nothing listens on port 1
+        MYTRADER_REDIS_PREFIX=f"mytrader-test-{uuid.uuid4().hex[:12]}",
+    )
+    server = start_server(tmp_path, env)
+    try:
+        async with collect(server, "/hubs/market-data", "SubscribeToSymbols", ["AAPL"]) as c:
+            await until(lambda: len(c.pushes("ReceiveMarketData")) >= 5, what="local ticks")
+        status, body = server.request("GET", "/health")
+        assert status == 200, body
+        assert isinstance(body, dict)
+        entry = body["checks"]["redis:connection"][0]
+        assert (entry["status"], entry["output"]) == ("warn", "redis unreachable")
+    finally:
+        server.stop()
