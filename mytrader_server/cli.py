@@ -83,6 +83,9 @@ def web(
     backend: Annotated[
         str, typer.Option(help="The API's base URL; /api and /hubs are proxied there.")
     ] = "http://127.0.0.1:5002",
+    backend_timeout: Annotated[
+        float, typer.Option(help="Seconds to wait for the API's answer before a 504.")
+    ] = 30.0,
     ready_file: ReadyOpt = None,
     access_log: Annotated[bool, typer.Option(help="Log every request.")] = False,
 ) -> None:
@@ -93,7 +96,7 @@ def web(
     if not 0 <= port <= 65535:
         raise _fail(f"--port must be 0-65535, got {port}")
     try:
-        proxy = ProxyConfig(backend=backend)
+        proxy = ProxyConfig(backend=backend, read_timeout_s=backend_timeout)
     except ValueError as exc:
         raise _fail(str(exc)) from None
     serve_web(proxy, host, port, ready_file, access_log)

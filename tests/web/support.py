@@ -1,0 +1,66 @@
+"""The web front (``mytrader-server web``) as a real process for tests, next to a real API."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from tests.support.live import scaled
+
+
+@dataclass
+class WebFront:
+    url: str
+    port: int
+    process: subprocess.Popen[bytes]
+    log_path: Path
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+    def stop(self, timeout: float = 15.0) -> int:
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(scaled(timeout))
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        return self.process.returncode
+
+
+def start_web(
+    tmp_path: Path, backend: str, port: int = 0, *extra: str, startup_timeout: float = 30.0
+) -> WebFront:
+    """Start ``python -m mytrader_server web`` and wait for its ready file."""
+    stamp = time.monotonic_ns()
+    ready = tmp_path / f"web-ready-{stamp}.url"
+    log_path = tmp_path / f"web-{stamp}.log"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MYTRADER_")}
+    cmd = [sys.executable, "-m", "mytrader_server", "web", "--port", str(port)]
+    cmd += ["--backend", backend, "--ready-file", str(ready), *extra]
+    with open(log_path, "wb") as log:
+        process = subprocess.Popen(cmd, env=env, stdout=log, stderr=subprocess.STDOUT)
+    deadline = time.monotonic() + scaled(startup_timeout)
+    while time.monotonic() < deadline:
+        if ready.exists():
+            url = ready.read_text().strip()
+            return WebFront(url, int(url.rsplit(":", 1)[1]), process, log_path)
+        if process.poll() is not None:
+            raise RuntimeError(f"web exited with {process.returncode}: {log_path.read_text()}")
+        time.sleep(0.05)
+    process.kill()
+    raise RuntimeError(f"web did not start in time: {log_path.read_text()}")
+
+
+def free_port() -> int:
+    """A port nothing listens on (bound, then released)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
