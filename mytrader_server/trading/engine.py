@@ -27,11 +27,19 @@ from mytrader_server.market.universe import find_asset
 from mytrader_server.metrics import Metrics
 from mytrader_server.trading.book import OrderBook, RestingOrder
 from mytrader_server.trading.schemas import OrderRequest
-from mytrader_server.trading.states import EVENT_FOR, OPEN, TERMINAL, OrderStatus
+from mytrader_server.trading.states import (
+    EVENT_FOR,
+    OPEN,
+    TERMINAL,
+    OrderStatus,
+    sources,
+    transition,
+)
 from mytrader_server.trading.views import account_json, order_json, position_json
 
 log = logging.getLogger(__name__)
 OPEN_VALUES = [s.value for s in OPEN]
+_FILLABLE = [s.value for s in sources(OrderStatus.FILLED)]
 BOOK_RELOAD_S = 5.0  # pick up orders placed through other processes
 
 
@@ -105,7 +113,7 @@ class OrderEngine:
                     await self._fill(session, order, account, fill_price, now)
                     events.append("fill")
                 elif req.time_in_force == "ioc":
-                    order.status = OrderStatus.CANCELED.value
+                    order.status = transition(OrderStatus.NEW, OrderStatus.CANCELED).value
                     order.canceled_at = now
                     events.append("canceled")
                 elif order.side == "buy":
@@ -175,9 +183,9 @@ class OrderEngine:
         self, session: AsyncSession, order: Order, account: Account, price: Decimal, now: datetime
     ) -> None:
         qty = order.qty - order.filled_qty
+        order.status = transition(OrderStatus(order.status), OrderStatus.FILLED).value
         order.filled_qty = order.qty
         order.filled_avg_price = price
-        order.status = OrderStatus.FILLED.value
         order.filled_at = now
         order.updated_at = now
         session.add(
@@ -268,7 +276,7 @@ class OrderEngine:
         async with self._writes() as session, session.begin():
             claimed = await session.execute(
                 update(Order)
-                .where(Order.id == order_id, Order.status.in_(OPEN_VALUES))
+                .where(Order.id == order_id, Order.status.in_(_FILLABLE))
                 .values(status=OrderStatus.FILLED.value, updated_at=now)
             )
             if claimed.rowcount != 1:  # type: ignore[attr-defined]
@@ -278,7 +286,7 @@ class OrderEngine:
             account = await self._account(session, order.user_id)
             if order.side == "buy":
                 account.reserved_cash -= _reservation(order)
-            order.status = OrderStatus.NEW.value  # _fill sets the final state and amounts
+            order.status = OrderStatus.NEW.value  # claimed above; _fill records the transition
             await self._fill(session, order, account, price, now)
         self._metrics.orders.labels("fill").inc()
         self._bus.publish(
@@ -291,7 +299,7 @@ class OrderEngine:
         async with self._writes() as session, session.begin():
             result = await session.execute(
                 update(Order)
-                .where(Order.id == order_id, Order.status.in_(OPEN_VALUES))
+                .where(Order.id == order_id, Order.status.in_([s.value for s in sources(status)]))
                 .values(status=status.value, updated_at=now, **stamp)
             )
             if result.rowcount != 1:  # type: ignore[attr-defined]

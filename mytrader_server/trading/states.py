@@ -51,6 +51,11 @@ def can_transition(current: OrderStatus, target: OrderStatus) -> bool:
     return target in TRANSITIONS[current]
 
 
+def sources(target: OrderStatus) -> frozenset[OrderStatus]:
+    """Every state from which ``target`` may be entered: the WHERE of a conditional UPDATE."""
+    return frozenset(s for s, nxt in TRANSITIONS.items() if target in nxt)
+
+
 def transition(current: OrderStatus, target: OrderStatus) -> OrderStatus:
     if not can_transition(current, target):
         raise IllegalTransition(f"{current} -> {target}")

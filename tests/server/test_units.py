@@ -21,6 +21,7 @@ from mytrader_server.trading.states import (
     IllegalTransition,
     OrderStatus,
     can_transition,
+    sources,
     transition,
 )
 
@@ -182,3 +183,18 @@ async def test_market_ignores_stale_and_unknown_ticks() -> None:
     await market.apply(ticks)  # replayed: same sequence numbers
     assert len(seen) == count
     assert market.feed_age_s() is not None
+
+
+@pytest.mark.parametrize(
+    ("target", "expected"),
+    [
+        (S.FILLED, {S.ACCEPTED, S.NEW, S.PARTIALLY_FILLED, S.PENDING_CANCEL}),
+        (S.CANCELED, {S.ACCEPTED, S.NEW, S.PARTIALLY_FILLED, S.PENDING_CANCEL}),
+        (S.EXPIRED, {S.NEW, S.PARTIALLY_FILLED}),
+        (S.ACCEPTED, set()),
+    ],
+)
+def test_conditional_update_sources_come_from_the_state_machine(
+    target: OrderStatus, expected: set[OrderStatus]
+) -> None:
+    assert sources(target) == expected
