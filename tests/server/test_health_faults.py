@@ -158,6 +158,8 @@ def test_metrics_expose_routes_latency_db_and_feed(client: TestClient) -> None:
     )
     assert "mytrader_http_requests_in_flight" in text
     assert 'mytrader_db_query_duration_seconds_count{operation="ping"}' in text
+    assert "process_resident_memory_bytes" in text
+    assert "process_cpu_seconds_total" in text
     lag = re.search(r"^mytrader_feed_lag_seconds (\S+)$", text, re.M)
     assert lag is not None
     assert 0 <= float(lag.group(1)) < 5
