@@ -126,31 +126,38 @@ class Connection:
 
 
 def parse_head(head: bytes) -> tuple[int, int | None, bool, bool]:
-    """(status, content-length, chunked, connection-close) from a response head."""
-    lines = head.decode("latin-1").split("\r\n")
-    parts = lines[0].split(" ", 2)
-    if len(parts) < 2 or not parts[0].startswith("HTTP/1.") or not parts[1].isdigit():
-        raise WireError(f"malformed status line: {lines[0][:60]!r}")
-    status = int(parts[1])
+    """(status, content-length, chunked, connection-close) from a response head.
+
+    Byte-level on purpose: this runs once per sampled request.
+    """
+    lines = head.lower().split(b"\r\n")
+    status_line = lines[0]
+    if not status_line.startswith(b"http/1.") or len(status_line) < 12:
+        raise WireError(f"malformed status line: {status_line[:60]!r}")
+    code = status_line[9:12]
+    if not code.isdigit():
+        raise WireError(f"malformed status line: {status_line[:60]!r}")
+    status = int(code)
     length: int | None = None
     chunked = False
-    close = parts[0] == "HTTP/1.0"
+    close = status_line.startswith(b"http/1.0")
     for line in lines[1:]:
         if not line:
             continue
-        name, sep, value = line.partition(":")
+        name, sep, value = line.partition(b":")
         if not sep:
             raise WireError(f"malformed header line: {line[:60]!r}")
-        key = name.strip().lower()
-        value = value.strip()
-        if key == "content-length":
+        name = name.strip()
+        if name == b"content-length":
+            value = value.strip()
             if not value.isdigit():
                 raise WireError("malformed Content-Length")
             length = int(value)
-        elif key == "transfer-encoding":
-            chunked = "chunked" in value.lower()
-        elif key == "connection":
-            close = value.lower() == "close" or (close and value.lower() != "keep-alive")
+        elif name == b"transfer-encoding":
+            chunked = b"chunked" in value
+        elif name == b"connection":
+            value = value.strip()
+            close = value == b"close" or (close and value != b"keep-alive")
     if status in (204, 304) or 100 <= status < 200:
         length = 0
     return status, length, chunked, close

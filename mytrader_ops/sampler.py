@@ -108,29 +108,32 @@ async def _one(
     lag: LatencyHistogram,
 ) -> None:
     result.scheduled += 1
-    free = pool.free_now()
     deadline = due + deadline_s
+    free = not pool.slots.locked()
+    if free:
+        await pool.slots.acquire()  # returns at once: no timer needed on the fast path
+    else:
+        try:
+            async with asyncio.timeout_at(_loop_time(deadline)):
+                await pool.slots.acquire()
+        except TimeoutError:
+            result.dropped += 1
+            result.errors += 1
+            result.error_kinds["dropped: no free connection before the deadline"] += 1
+            return
     conn: Connection | None = None
+    sent = time.perf_counter()
+    # A send whose connection was free at its due time was delayed only by the sampler's own
+    # timer (the event loop rounds timers to whole milliseconds): that overshoot is measured as
+    # lag and excluded. A send that waited for a busy connection was delayed by the target,
+    # and its latency counts from the due time (no coordinated omission).
+    start = sent if free else due
     try:
-        async with asyncio.timeout(max(0.0, deadline - time.perf_counter())):
-            await pool.slots.acquire()
-    except TimeoutError:
-        result.dropped += 1
-        result.errors += 1
-        result.error_kinds["dropped: no free connection before the deadline"] += 1
-        return
-    try:
-        sent = time.perf_counter()
-        # A send whose connection was free at its due time was delayed only by the sampler's
-        # own timer (the event loop rounds timers to whole milliseconds): that overshoot is
-        # measured as lag and excluded. A send that waited for a busy connection was delayed
-        # by the target, and its latency counts from the due time (no coordinated omission).
-        start = sent if free else due
         if free:
             lag.record_ms((sent - due) * 1000)
         if sent - due > late_after_s:
             result.late += 1
-        async with asyncio.timeout(max(0.0, deadline - sent)):
+        async with asyncio.timeout_at(_loop_time(deadline)):
             conn = await pool.get()
             status, _size = await conn.request(raw)
         result.histogram.record_ms((time.perf_counter() - start) * 1000)
@@ -152,6 +155,11 @@ async def _one(
         if conn is not None:
             conn.close()
         pool.slots.release()
+
+
+def _loop_time(perf_deadline: float) -> float:
+    """Convert a perf_counter deadline to the running loop's clock."""
+    return asyncio.get_running_loop().time() + (perf_deadline - time.perf_counter())
 
 
 async def run_sampler(
