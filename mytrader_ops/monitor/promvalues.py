@@ -67,8 +67,10 @@ def db_mean_ms(prev: Scrape | None, cur: Scrape) -> float | None:
     """Mean database round trip between two scrapes (histogram sum/count deltas), in ms."""
     if prev is None or None in (prev.db_sum_s, prev.db_count, cur.db_sum_s, cur.db_count):
         return None
-    assert prev.db_sum_s is not None and prev.db_count is not None
-    assert cur.db_sum_s is not None and cur.db_count is not None
+    assert prev.db_sum_s is not None
+    assert prev.db_count is not None
+    assert cur.db_sum_s is not None
+    assert cur.db_count is not None
     dn = cur.db_count - prev.db_count
     if dn <= 0:
         return None

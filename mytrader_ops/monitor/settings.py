@@ -1,9 +1,9 @@
-"""Monitor settings: durations, the five typed triggers, alert sinks, the rollback plan.
+"""Monitor settings: durations, thresholds of the phase checks, alert sinks, the rollback plan.
 
 Defaults live here, in one place. An optional YAML file (`--monitor-config`) overrides them;
 it is read by the defensive loader and validated strictly (unknown keys rejected, every
-problem named with file, line and key path). "Consistently above 500 ms" is never left vague:
-every trigger states `consecutive: N` windows or `for: DURATION`.
+problem named with file, line and key path). Its `triggers:` list uses the typed trigger
+format of `mytrader_ops.triggers` (each states `consecutive: N` or `for: DURATION`).
 """
 
 from __future__ import annotations
@@ -16,10 +16,10 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 
 from mytrader_ops.errors import ConfigError, ConfigProblem, OpsError
 from mytrader_ops.redaction import Secret
+from mytrader_ops.triggers import TriggerSpec
 from mytrader_ops.yamlsafe import KeyPath, format_path, read_yaml
 
 Phase = Literal["critical", "extended", "all"]
-TriggerKind = Literal["error-rate", "database", "websockets", "latency", "auth"]
 CRITICAL_PHASE_S = 30 * 60.0
 EXTENDED_PHASE_S = 24 * 3600.0
 DEFAULT_INTERVAL_S = 30.0
@@ -62,56 +62,6 @@ class _Model(BaseModel):
 
 
 DurationText = Annotated[str, Field(min_length=1, max_length=32, description="e.g. 45s, 30m, 24h")]
-
-
-class TriggerSpec(_Model):
-    """One rollback trigger: a per-window reading and how long it must stay bad.
-
-    `threshold` is the reading's limit (error share, p-latency in ms); `consecutive` counts
-    windows, `for_` a duration; exactly one of them is stated.
-    """
-
-    id: Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9-]{0,62}$")]
-    kind: TriggerKind
-    threshold: float | None = None
-    percentile: Annotated[float, Field(gt=0, lt=100)] = 95.0
-    consecutive: Annotated[int, Field(ge=1, le=10_000)] | None = None
-    for_: DurationText | None = Field(default=None, alias="for")
-    min_samples: Annotated[int, Field(ge=1)] = 20
-    enabled: bool = True
-
-    @model_validator(mode="after")
-    def _one_bound(self) -> TriggerSpec:
-        if self.for_ is not None:
-            try:
-                parse_duration(self.for_)
-            except MonitorUsageError as exc:
-                raise ValueError(str(exc)) from None
-        if (self.consecutive is None) == (self.for_ is None):
-            raise ValueError("state exactly one of 'consecutive: N' or 'for: DURATION'")
-        if self.kind in ("error-rate", "latency") and self.threshold is None:
-            raise ValueError(f"a {self.kind} trigger needs a threshold")
-        return self
-
-    @property
-    def for_s(self) -> float | None:
-        return parse_duration(self.for_) if self.for_ is not None else None
-
-    def bound_text(self) -> str:
-        if self.consecutive is not None:
-            return f"{self.consecutive} consecutive window(s)"
-        return f"for {self.for_}"
-
-
-DEFAULT_TRIGGERS: tuple[TriggerSpec, ...] = (
-    TriggerSpec(id="error-rate-high", kind="error-rate", threshold=0.10, consecutive=1),
-    TriggerSpec(id="database-down", kind="database", consecutive=2),
-    TriggerSpec(id="websockets-down", kind="websockets", consecutive=2),
-    TriggerSpec.model_validate(
-        {"id": "latency-high", "kind": "latency", "threshold": 500.0, "consecutive": 3}
-    ),
-    TriggerSpec(id="auth-failing", kind="auth", consecutive=2),
-)
 
 
 class WebhookSink(_Model):
@@ -161,7 +111,9 @@ class MonitorFile(_Model):
     interval: DurationText | None = None
     rate: Annotated[float, Field(gt=0, le=200)] | None = None
     paths: list[Annotated[str, Field(pattern=r"^/\S*$")]] | None = None
-    triggers: list[TriggerSpec] | None = None
+    triggers: list[TriggerSpec] | None = Field(
+        default=None, description="mytrader_ops.triggers format; default: its five triggers."
+    )
     thresholds: Thresholds = Thresholds()
     sinks: list[Sink] = []
     rollback: RollbackSettings | None = None
@@ -192,9 +144,7 @@ def load_monitor_file(path: Path) -> MonitorFile:
             loc: KeyPath = tuple(
                 p for p in err["loc"] if p not in ("webhook", "command") or isinstance(p, int)
             )
-            problems.append(
-                ConfigProblem(doc.file, doc.line_of(loc), format_path(loc), err["msg"])
-            )
+            problems.append(ConfigProblem(doc.file, doc.line_of(loc), format_path(loc), err["msg"]))
         raise ConfigError(problems) from None
 
 

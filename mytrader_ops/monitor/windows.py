@@ -12,6 +12,7 @@ that the rise is not just garbage-collection sawtooth, over enough points and ti
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -40,6 +41,7 @@ class WindowSummary:
     errors: int = 0
     late: int = 0
     dropped: int = 0
+    latency_samples: int = 0
     p50_ms: float | None = None
     p95_ms: float | None = None
     p99_ms: float | None = None
@@ -247,7 +249,7 @@ def find_gaps(
     marks = sorted(t for t in arrivals if start <= t <= end)
     first = start if last_before is None else min(start, last_before)
     edges = [first, *marks, end]
-    gaps = [(a, b - a) for a, b in zip(edges, edges[1:], strict=False)]
+    gaps = [(a, b - a) for a, b in itertools.pairwise(edges)]
     max_gap = max((g for _, g in gaps), default=0.0)
     over = tuple((a, g) for a, g in gaps if g > threshold_s)
     return GapReport(len(marks), max_gap, over)

@@ -1,0 +1,211 @@
+"""The watch: windows on a fixed schedule, evaluated in order, checkpointed one by one.
+
+Window k is due at `start + k * interval` whatever the previous window is doing (a slow
+target does not stretch the schedule: the open-model rule applied to windows). Each window
+ends as one summary: appended to the bounded history the triggers read, added to the running
+totals, handed to the observers (dashboard, JSON line, exporter) and committed to the store.
+The watch ends at its deadline, or at the first trigger that fires.
+
+On `--resume` the schedule is the original one: windows that fell while the monitor was
+not running are recorded as missing (no data: never healthy), and watching continues at the
+next window due.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import math
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Literal, Protocol
+
+from mytrader_ops.config import Credentials
+from mytrader_ops.monitor.aggregate import Totals
+from mytrader_ops.monitor.collect import CollectSettings, CollectState, collect_window
+from mytrader_ops.monitor.histograms import encode, merge_into
+from mytrader_ops.monitor.rules import to_window
+from mytrader_ops.monitor.settings import CRITICAL_PHASE_S, Phase, Thresholds
+from mytrader_ops.monitor.store import WatchStore
+from mytrader_ops.monitor.stream import StreamWatcher
+from mytrader_ops.monitor.windows import WindowSummary, missing_window
+from mytrader_ops.probes.context import open_context
+from mytrader_ops.redaction import Redactor
+from mytrader_ops.stats import LatencyHistogram
+from mytrader_ops.triggers import AnyTrigger, TriggerBoard, TriggerStatus
+
+Ending = Literal["deadline", "fired"]
+
+
+@dataclass(frozen=True, slots=True)
+class WatchPlan:
+    watch_id: str
+    target: str
+    frontend: str | None
+    env_name: str
+    credentials: Credentials
+    tls_verify: bool
+    ca_file: str | None
+    phase: Phase
+    start_s: float
+    deadline_s: float
+    collect: CollectSettings
+    triggers: tuple[AnyTrigger, ...]
+    thresholds: Thresholds
+    stream: bool = True
+
+    @property
+    def interval_s(self) -> float:
+        return self.collect.interval_s
+
+    @property
+    def window_count(self) -> int:
+        return max(1, math.ceil((self.deadline_s - self.start_s) / self.interval_s - 1e-9))
+
+    def window_start(self, index: int) -> float:
+        return self.start_s + index * self.interval_s
+
+
+class Observer(Protocol):
+    def window(self, w: WindowSummary, states: Sequence[TriggerStatus], totals: Totals) -> None: ...
+
+
+@dataclass(slots=True)
+class WatchResult:
+    ending: Ending
+    states: list[TriggerStatus]
+    fired: TriggerStatus | None
+    fired_window: WindowSummary | None
+    totals: Totals
+    hist_all: LatencyHistogram
+    hist_critical: LatencyHistogram
+    last_index: int
+    evidence_seen: dict[str, bool]
+    board: TriggerBoard
+
+
+def new_totals(plan: WatchPlan) -> Totals:
+    return Totals(CRITICAL_PHASE_S, plan.thresholds.api_p95_ms, plan.start_s)
+
+
+async def run_watch(
+    plan: WatchPlan,
+    store: WatchStore,
+    redactor: Redactor,
+    observers: Sequence[Observer],
+    prior: Sequence[WindowSummary] = (),
+    hist_all: LatencyHistogram | None = None,
+    hist_critical: LatencyHistogram | None = None,
+) -> WatchResult:
+    """Watch until the deadline or the first firing trigger; never raises for the target."""
+    hist_all = hist_all or LatencyHistogram()
+    hist_critical = hist_critical or LatencyHistogram()
+    board = TriggerBoard.start(plan.triggers)
+    seen = {t.id: False for t in plan.triggers}
+    totals = new_totals(plan)
+
+    def advance(w: WindowSummary) -> list[TriggerStatus]:
+        nonlocal board
+        board = board.advance(to_window(w))
+        states = [board.statuses[t.id] for t in plan.triggers]
+        for st in states:
+            if st.evidence and st.evidence[-1].verdict != "no-data":
+                seen[st.trigger_id] = True
+        totals.add(w)
+        return states
+
+    states = [board.statuses[t.id] for t in plan.triggers]
+    for w in prior:
+        states = advance(w)
+    first = (prior[-1].index + 1) if prior else 0
+    now_index = math.floor((time.time() - plan.start_s) / plan.interval_s)
+
+    def record(w: WindowSummary, hist: LatencyHistogram | None) -> list[TriggerStatus]:
+        if hist is not None:
+            merge_into(hist_all, hist)
+            if w.start_s - plan.start_s < CRITICAL_PHASE_S:
+                merge_into(hist_critical, hist)
+        found = advance(w)
+        store.checkpoint(plan.watch_id, w, encode(hist_all), encode(hist_critical))
+        for obs in observers:
+            obs.window(w, found, totals)
+        return found
+
+    last = first - 1
+    if prior and now_index > first:  # resumed: the monitor was down for these windows
+        for k in range(first, min(now_index + 1, plan.window_count)):
+            w = missing_window(
+                k,
+                plan.window_start(k),
+                plan.window_start(k) + plan.interval_s,
+                "not measured: the monitor was not running",
+            )
+            states = record(w, None)
+            last = k
+        first = now_index + 1
+    creds = plan.credentials
+    fired: TriggerStatus | None = None
+    fired_window: WindowSummary | None = None
+    queue: asyncio.Queue[
+        tuple[int, asyncio.Task[tuple[WindowSummary, LatencyHistogram]]] | None
+    ] = asyncio.Queue()
+    async with open_context(
+        backend=plan.target,
+        frontend=plan.frontend,
+        username=creds.username.reveal() if creds.username else None,
+        password=creds.password.reveal() if creds.password else None,
+        redactor=redactor,
+        tls_verify=plan.tls_verify,
+        ca_file=plan.ca_file,
+    ) as ctx:
+        state = CollectState()
+        stream = StreamWatcher(ctx, plan.collect.hub_path) if plan.stream else None
+        if stream is not None:
+            stream.start()
+
+        async def produce() -> None:
+            for k in range(first, plan.window_count):
+                due = plan.window_start(k)
+                delay = due - time.time()
+                if delay > 0:
+                    await asyncio.sleep(delay)
+                task = asyncio.create_task(collect_window(ctx, plan.collect, state, stream, k, due))
+                await queue.put((k, task))
+            await queue.put(None)
+
+        producer = asyncio.create_task(produce())
+        try:
+            while (item := await queue.get()) is not None:
+                k, task = item
+                w, hist = await task
+                states = record(w, hist)
+                last = k
+                fired = next((st for st in states if st.state == "firing"), None)
+                if fired is not None:
+                    fired_window = w
+                    break
+        finally:
+            producer.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await producer
+            while not queue.empty():
+                left = queue.get_nowait()
+                if left is not None:
+                    left[1].cancel()
+                    with contextlib.suppress(asyncio.CancelledError, Exception):
+                        await left[1]
+            if stream is not None:
+                await stream.stop()
+    return WatchResult(
+        "fired" if fired else "deadline",
+        states,
+        fired,
+        fired_window,
+        totals,
+        hist_all,
+        hist_critical,
+        last,
+        seen,
+        board,
+    )

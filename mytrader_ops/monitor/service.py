@@ -1,0 +1,436 @@
+"""A whole monitor run as the CLI does it:
+
+    resolve target + credentials (validate's plan) -> monitor settings -> rollback plan checked
+    up front -> new watch or resumed one (store) -> run_watch -> alerts -> automatic rollback
+    (helper: mytrader_ops.rollback.service) -> report in validate's formats -> exit code.
+
+Everything a 3 a.m. operator needs is decided before the first window: a broken rollback plan
+or a missing webhook variable is a usage error (exit 2) now, not a surprise when it fires.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import sys
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO
+
+from mytrader_ops.monitor.collect import DEFAULT_PATHS, CollectSettings
+from mytrader_ops.monitor.dashboard import JsonLines, LiveDashboard, PlainLines
+from mytrader_ops.monitor.histograms import decode
+from mytrader_ops.monitor.loop import Observer, WatchPlan, WatchResult, run_watch
+from mytrader_ops.monitor.settings import (
+    DEFAULT_INTERVAL_S,
+    DEFAULT_RATE,
+    MonitorFile,
+    MonitorUsageError,
+    Phase,
+    RollbackSettings,
+    Thresholds,
+    load_monitor_file,
+    parse_duration,
+    phase_span,
+)
+from mytrader_ops.monitor.sinks import Alert, SinkResult, notify
+from mytrader_ops.monitor.store import WatchRecord, WatchStore
+from mytrader_ops.monitor.verdicts import build_report, exit_code_for
+from mytrader_ops.redaction import Redactor
+from mytrader_ops.report.model import RunReport
+from mytrader_ops.triggers import AnyTrigger, TriggerStatus, default_triggers
+
+EXIT_ROLLBACK_FAILED = 4
+EXIT_LOCKED = 5
+
+
+@dataclass(frozen=True, slots=True)
+class MonitorRequest:
+    config_file: Path | None = None
+    env: str | None = None
+    target: str | None = None
+    frontend: str | None = None
+    phase: Phase = "critical"
+    duration: str | None = None
+    interval: str | None = None
+    rate: float | None = None
+    auto_rollback: bool = False
+    resume: bool = False
+    report_dir: Path | None = None
+    json: bool = False
+    monitor_config: Path | None = None
+    store: Path | None = None
+    metrics_port: int | None = None
+    rollback_plan: Path | None = None
+    rollback_env: str | None = None
+    to_version: str | None = None
+    rollback_overrides: tuple[tuple[str, str], ...] = ()
+    state_dir: Path | None = None
+    no_color: bool = False
+    stream: bool = True
+
+
+@dataclass(slots=True)
+class MonitorOutcome:
+    exit_code: int
+    report: RunReport
+    fired: TriggerStatus | None
+    rollback_message: str = ""
+    sink_results: list[SinkResult] = field(default_factory=list)
+    watch_id: str = ""
+
+
+def _rollback_settings(req: MonitorRequest, file: MonitorFile) -> RollbackSettings | None:
+    if not req.auto_rollback:
+        return None
+    base = file.rollback
+    plan = req.rollback_plan or (Path(base.plan) if base else None)
+    if plan is None:
+        from mytrader_ops.resources import data_dir
+
+        candidate = data_dir("rollback") / "local-mytrader.yaml"
+        if not candidate.is_file():
+            raise MonitorUsageError(
+                "--auto-rollback needs a plan: --rollback-plan FILE or rollback.plan in "
+                "--monitor-config"
+            )
+        plan = candidate
+    return RollbackSettings(
+        plan=str(plan),
+        env=req.rollback_env or (base.env if base else None),
+        to_version=req.to_version or (base.to_version if base else None),
+    )
+
+
+def _check_rollback_plan(rb: RollbackSettings, state_dir: Path, overrides: dict[str, str]) -> None:
+    """Load and resolve the plan now (no side effect): a broken plan is exit 2 before watching."""
+    from mytrader_ops.rollback.service import RollbackRequest, read_secrets, resolve
+
+    plan = resolve(
+        RollbackRequest(
+            Path(rb.plan),
+            rb.env,
+            rb.to_version,
+            "check before watching",
+            state_dir,
+            overrides=overrides or None,
+        )
+    )
+    read_secrets(plan)
+
+
+def _stored_triggers(raw: object) -> tuple[AnyTrigger, ...]:
+    from pydantic import TypeAdapter
+
+    from mytrader_ops.triggers import TriggerSpec
+
+    adapter: TypeAdapter[AnyTrigger] = TypeAdapter(TriggerSpec)
+    assert isinstance(raw, list)
+    return tuple(adapter.validate_python(t) for t in raw)
+
+
+def _settings_doc(
+    rate: float,
+    paths: tuple[str, ...],
+    triggers: tuple[AnyTrigger, ...],
+    thresholds: Thresholds,
+    frontend: str | None,
+) -> dict[str, object]:
+    return {
+        "rate": rate,
+        "paths": list(paths),
+        "triggers": [t.model_dump(by_alias=True, exclude_none=True) for t in triggers],
+        "thresholds": thresholds.model_dump(),
+        "frontend": frontend,
+    }
+
+
+def run_monitor(
+    req: MonitorRequest,
+    *,
+    out: IO[str] | None = None,
+    err: IO[str] | None = None,
+    redactor: Redactor | None = None,
+    extra_observers: tuple[Observer, ...] = (),
+    clock: Callable[[], float] = time.time,
+) -> MonitorOutcome:
+    """Raises OpsError (exit 2) for usage/configuration problems; everything else is an outcome."""
+    from mytrader_ops.plan import build_plan
+    from mytrader_ops.rollback.service import default_state_dir
+
+    out = out or sys.stdout
+    err = err or sys.stderr
+    redactor = redactor or Redactor()
+    run_plan = build_plan(
+        config_file=req.config_file,
+        env_name=req.env,
+        target=req.target,
+        frontend=req.frontend,
+        duration_s=None,
+        rate=None,
+    )
+    env = run_plan.environment
+    redactor.add_secret(env.credentials.username)
+    redactor.add_secret(env.credentials.password)
+    file = load_monitor_file(req.monitor_config) if req.monitor_config else MonitorFile()
+    for sink in file.sinks:
+        if sink.kind == "webhook":
+            if not sink.url.present:
+                raise MonitorUsageError(f"webhook sink: ${{{sink.url.env_var}}} is unset or empty")
+            redactor.add_secret(sink.url)
+    state_dir = req.state_dir or default_state_dir()
+    rollback = _rollback_settings(req, file)
+    overrides = dict(req.rollback_overrides)
+    if rollback is not None:
+        _check_rollback_plan(rollback, state_dir, overrides)
+    store = WatchStore(req.store or state_dir / "monitor.db")
+    now = clock()
+    if req.resume:
+        rec = store.latest_running(env.backend, run_plan.env_name)
+        if rec is None:
+            raise MonitorUsageError(
+                f"nothing to resume: no unfinished watch of {env.backend} ({run_plan.env_name}) "
+                f"in {store.path}"
+            )
+        rec, prior = store.load(rec.watch_id)
+        s = rec.settings
+        triggers = _stored_triggers(s["triggers"])
+        thresholds = Thresholds.model_validate(s["thresholds"])
+        rate = float(s["rate"])
+        paths = tuple(str(p) for p in s["paths"])
+        phase: Phase = rec.phase  # type: ignore[assignment]
+        interval_s, start_s, deadline_s = rec.interval_s, rec.start_s, rec.deadline_s
+        hist_all, hist_critical = decode(rec.hist_all), decode(rec.hist_critical)
+        watch_id = rec.watch_id
+        frontend = s.get("frontend") if isinstance(s.get("frontend"), str) else None
+        err.write(
+            f"Resuming watch {watch_id}: {len(prior)} window(s) measured, started "
+            f"{dt.datetime.fromtimestamp(start_s, dt.UTC):%Y-%m-%d %H:%M:%S}Z, deadline "
+            f"{dt.datetime.fromtimestamp(deadline_s, dt.UTC):%Y-%m-%d %H:%M:%S}Z\n"
+        )
+    else:
+        phase = req.phase
+        interval_s = parse_duration(req.interval or file.interval or f"{DEFAULT_INTERVAL_S}")
+        duration_s = parse_duration(req.duration) if req.duration else phase_span(phase)
+        if interval_s < 0.5 or interval_s > duration_s:
+            raise MonitorUsageError(
+                "--interval must be at least 0.5 s and no longer than --duration"
+            )
+        rate = req.rate or file.rate or DEFAULT_RATE
+        paths = tuple(file.paths) if file.paths else DEFAULT_PATHS
+        triggers = tuple(file.triggers) if file.triggers is not None else default_triggers()
+        thresholds = file.thresholds
+        start_s, deadline_s = now, now + duration_s
+        watch_id = (
+            f"mon-{dt.datetime.fromtimestamp(now, dt.UTC):%Y%m%dT%H%M%SZ}-{uuid.uuid4().hex[:6]}"
+        )
+        frontend = env.frontend
+        prior, hist_all, hist_critical = [], None, None
+        store.create(
+            WatchRecord(
+                watch_id,
+                env.backend,
+                run_plan.env_name,
+                phase,
+                interval_s,
+                start_s,
+                deadline_s,
+                _settings_doc(rate, paths, triggers, thresholds, frontend),
+                "running",
+                None,
+                "",
+                "",
+            )
+        )
+    plan = WatchPlan(
+        watch_id=watch_id,
+        target=env.backend,
+        frontend=frontend,
+        env_name=run_plan.env_name,
+        credentials=env.credentials,
+        tls_verify=env.tls_verify,
+        ca_file=env.ca_file,
+        phase=phase,
+        start_s=start_s,
+        deadline_s=deadline_s,
+        collect=CollectSettings(
+            interval_s=interval_s,
+            rate=rate,
+            api_paths=paths,
+            request_timeout_s=min(5.0, max(1.0, interval_s)),
+            probe_timeout_s=min(5.0, max(1.0, interval_s)),
+            gap_threshold_s=thresholds.max_stream_gap_s,
+        ),
+        triggers=triggers,
+        thresholds=thresholds,
+        stream=req.stream,
+    )
+    observers: list[Observer] = list(extra_observers)
+    live: LiveDashboard | None = None
+    if req.json:
+        observers.append(JsonLines(watch_id, out, redactor))
+        observers.append(PlainLines(err, redactor))
+    elif out.isatty():
+        live = LiveDashboard(
+            f"mytrader-ops monitor {watch_id}: {plan.target} ({plan.env_name})",
+            redactor,
+            req.no_color,
+        )
+        observers.append(live)
+    else:
+        observers.append(PlainLines(out, redactor))
+    exporter = None
+    if req.metrics_port is not None:
+        from mytrader_ops.monitor.exporter import Exporter
+
+        exporter = Exporter(req.metrics_port)
+        observers.append(exporter)
+    err.write(
+        redactor.redact(
+            f"Watching {plan.target} ({plan.env_name}), phase {phase}: window "
+            f"{interval_s:g} s, {plan.window_count} window(s), {rate:g} requests/s per path; "
+            f"triggers: {', '.join(f'{t.id} ({t.bound()})' for t in triggers)}\n"
+        )
+    )
+    if live is not None:
+        live.start()
+    try:
+        result: WatchResult = asyncio.run(
+            run_watch(plan, store, redactor, observers, prior, hist_all, hist_critical)
+        )
+    finally:
+        if live is not None:
+            live.stop()
+        if exporter is not None:
+            exporter.close()
+    code = exit_code_for(result.fired is not None, result.evidence_seen)
+    sink_results: list[SinkResult] = []
+    rollback_message = ""
+    if result.fired is not None:
+        fired = result.fired
+        err.write(redactor.redact(f"TRIGGER FIRED {fired.trigger_id}: {fired.summary}\n"))
+        store.event(watch_id, "fired", fired.to_dict())
+        sink_results += notify(
+            file.sinks,
+            Alert(fired.trigger_id, "firing", plan.env_name, plan.target, fired.summary),
+            redactor,
+        )
+        if rollback is not None:
+            code, rollback_message = _auto_rollback(
+                rollback, state_dir, overrides, result, plan, redactor, err
+            )
+            status = "rolled-back" if code == 1 else "rollback-failed"
+            store.event(watch_id, status, {"message": rollback_message, "exit_code": code})
+            sink_results += notify(
+                file.sinks,
+                Alert(fired.trigger_id, status, plan.env_name, plan.target, rollback_message),
+                redactor,
+            )
+    for r in sink_results:
+        if not r.ok:
+            err.write(redactor.redact(f"alert sink {r.sink} failed: {r.detail}\n"))
+    end_s = clock()
+    report = build_report(
+        watch_id=watch_id,
+        env_name=plan.env_name,
+        target=plan.target,
+        frontend=plan.frontend,
+        phase=phase,
+        interval_s=interval_s,
+        rate=rate,
+        start_s=start_s,
+        end_s=end_s,
+        deadline_s=deadline_s,
+        totals=result.totals,
+        hist_all=result.hist_all,
+        hist_critical=result.hist_critical,
+        specs=triggers,
+        states=result.states,
+        seen=result.evidence_seen,
+        thresholds=thresholds,
+        exit_code=code,
+        has_credentials=env.credentials.complete,
+        ending=result.ending,
+    )
+    from mytrader_ops.runner import redact_report
+
+    report = redact_report(report, redactor)
+    if req.report_dir is not None:
+        from mytrader_ops.report.files import write_reports
+
+        write_reports(report, req.report_dir, redactor)
+    store.finish(watch_id, "fired" if result.fired else "ended", code)
+    return MonitorOutcome(code, report, result.fired, rollback_message, sink_results, watch_id)
+
+
+def _say(err: IO[str], redactor: Redactor, message: str) -> None:
+    err.write(redactor.redact(message) + "\n")
+
+
+def _auto_rollback(
+    rb: RollbackSettings,
+    state_dir: Path,
+    overrides: dict[str, str],
+    result: WatchResult,
+    plan: WatchPlan,
+    redactor: Redactor,
+    err: IO[str],
+) -> tuple[int, str]:
+    """Run the rollback plan with the trigger's evidence; (monitor exit code, message)."""
+    from mytrader_ops.errors import OpsError
+    from mytrader_ops.rollback.errors import LockedError
+    from mytrader_ops.rollback.service import RollbackRequest, resolve, run_rollback
+
+    w = result.fired_window
+    evidence: dict[str, object] = {
+        "source": "mytrader-ops monitor --auto-rollback",
+        "watch_id": plan.watch_id,
+        "target": plan.target,
+        "triggers": result.board.evidence(),
+        "window": None
+        if w is None
+        else {
+            "index": w.index,
+            "requests": w.requests,
+            "errors": w.errors,
+            "p95_ms": w.p95_ms,
+            "db_status": w.db_status,
+            "hubs": f"{w.hub_ok}/{w.hub_attempts}",
+            "auth": w.auth,
+        },
+    }
+    reason = f"monitor: {result.board.reason()}"
+    request = RollbackRequest(
+        Path(rb.plan),
+        rb.env,
+        rb.to_version,
+        reason,
+        state_dir,
+        evidence=evidence,
+        new=True,
+        overrides=overrides or None,
+    )
+    err.write(
+        f"Rolling back with {rb.plan}" + (f" to {rb.to_version}" if rb.to_version else "") + "\n"
+    )
+    try:
+        resolved = resolve(request)
+        done = run_rollback(
+            request,
+            resolved,
+            redactor=redactor,
+            notice=lambda m: _say(err, redactor, m),
+        )
+    except LockedError as exc:
+        err.write(redactor.redact(f"rollback not started: {exc}\n"))
+        return EXIT_LOCKED, f"another rollback holds the lock: {exc}"
+    except OpsError as exc:
+        err.write(redactor.redact(f"rollback failed: {exc}\n"))
+        return EXIT_ROLLBACK_FAILED, f"rollback failed: {exc}"
+    err.write(redactor.redact(done.message + "\n"))
+    if done.exit_code == 0:
+        return 1, done.message
+    return EXIT_ROLLBACK_FAILED, done.message
