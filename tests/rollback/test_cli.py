@@ -316,3 +316,31 @@ def test_c7_two_rollbacks_at_once_exactly_one_runs(tmp_path: Path, write_plan: P
     loser = next(err for p, (_out, err) in zip(procs, results, strict=True) if p.returncode == 5)
     assert "another rollback of 'staging' is running: pid" in loser
     assert runs.read_text().splitlines() == ["started"]  # exactly one ran the step
+
+
+@pytest.mark.slow
+def test_sigterm_mid_step_ends_the_step_and_records_it(
+    tmp_path: Path, write_plan: PlanWriter
+) -> None:
+    started = tmp_path / "started"
+    plan = write_plan({"name": "p", "steps": [sleep_step("slow", 60, started)]})
+    state = tmp_path / "state"
+    proc = subprocess.Popen(
+        rollback_argv(*base_args(plan, state, "--reason", "r", "--yes")),
+        env=clean_env(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    _wait_for(lambda: started.exists(), 30, "the step to start")
+    proc.send_signal(signal.SIGTERM)
+    _out, err = proc.communicate(timeout=scaled(30))
+    assert proc.returncode == 4
+    assert "Re-run the same command to resume" in err
+    assert not _locked(state)  # the step's process group is gone with it
+    records = audit_records(state / "rollback-audit.jsonl")
+    assert [(r["event"], r.get("outcome")) for r in records][-2:] == [
+        ("step-end", "failed"),
+        ("rollback-end", "interrupted"),
+    ]
+    assert "interrupted by the operator" in str(records[-2]["detail"])
