@@ -33,8 +33,6 @@ from mytrader_server.hubs.protocol import (
 )
 
 if TYPE_CHECKING:
-    from prometheus_client.metrics import Counter
-
     from mytrader_server.hubs.streams import PriceStream
 
 log = logging.getLogger(__name__)
@@ -59,12 +57,15 @@ class CloseRequest:
 
 
 @dataclass(slots=True)
-class ConnectionMetrics:
-    """Prometheus children bound once per connection: no label lookup per message."""
+class HubCounters:
+    """Message counts of one hub as plain ints: the fan-out path never takes a metrics lock.
 
-    received: Counter
-    sent: Counter
-    dropped: Counter
+    ``HubServer`` adds them to the Prometheus counters when ``/metrics`` is scraped.
+    """
+
+    received: int = 0
+    sent: int = 0
+    dropped: int = 0
 
 
 Dispatcher = Callable[["HubConnection", HubMessage], Awaitable[None]]
@@ -82,7 +83,7 @@ class HubConnection:
         send: Send,
         max_queue: int,
         max_record_chars: int,
-        metrics: ConnectionMetrics,
+        counts: HubCounters,
     ) -> None:
         self.hub = hub
         self.connection_id = connection_id
@@ -99,7 +100,7 @@ class HubConnection:
         self._queue: deque[str] = deque()
         self._waiter: asyncio.Future[None] | None = None  # set while the writer is idle
         self._close: CloseRequest | None = None
-        self._metrics = metrics
+        self._counts = counts
         self.finished = asyncio.Event()
         self._writer: asyncio.Task[None] | None = None
 
@@ -122,7 +123,7 @@ class HubConnection:
         if self._close is not None:
             return False
         if len(self._queue) >= self._max_queue:
-            self._metrics.dropped.inc()
+            self._counts.dropped += 1
             self.overflow()
             return False
         self._queue.append(record)
@@ -154,7 +155,7 @@ class HubConnection:
         if self._close is not None:
             return
         log.info("hub client too slow; closing", extra={"hub": self.hub})
-        self._metrics.dropped.inc(len(self._queue))
+        self._counts.dropped += len(self._queue)
         self._queue.clear()
         self._close = CloseRequest(
             CLOSE_POLICY, "send queue full", encode_close(ERROR_CLOSED, allow_reconnect=True)
@@ -181,7 +182,7 @@ class HubConnection:
 
     async def _write_loop(self) -> None:
         queue = self._queue
-        sent = self._metrics.sent
+        counts = self._counts
         loop = asyncio.get_running_loop()
         while True:
             if not queue and self._close is None:
@@ -202,7 +203,7 @@ class HubConnection:
                     count = len(parts)
                 await self._send({"type": "websocket.send", "text": text})
                 self.last_sent = time.monotonic()
-                sent.inc(count)
+                counts.sent += count
             if self._close is not None:
                 request = self._close
                 try:
@@ -249,7 +250,7 @@ class HubConnection:
     async def _read_loop(
         self, receive: Receive, dispatch: Dispatcher, on_open: Callable[[], None]
     ) -> None:
-        received = self._metrics.received
+        counts = self._counts
         while True:
             message = await receive()
             kind = message["type"]
@@ -283,7 +284,7 @@ class HubConnection:
             if was_handshake and self.protocol.state is ConnectionState.OPEN:
                 on_open()
             for hub_message in messages:
-                received.inc()
+                counts.received += 1
                 await dispatch(self, hub_message)
 
     def _flush_protocol(self) -> None:

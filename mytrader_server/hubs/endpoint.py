@@ -35,8 +35,8 @@ from mytrader_server.errors import TradingError
 from mytrader_server.hubs.connection import (
     CLOSE_GOING_AWAY,
     CLOSE_INTERNAL,
-    ConnectionMetrics,
     HubConnection,
+    HubCounters,
 )
 from mytrader_server.hubs.fanout import FanOut
 from mytrader_server.hubs.methods import HUBS, Dispatcher, HubServices
@@ -95,14 +95,8 @@ class HubServer:
         self.per_user: Counter[str] = Counter()
         self.shutting_down = False
         self._sweeper: asyncio.Task[None] | None = None
-        self._metrics = {
-            hub: ConnectionMetrics(
-                ctx.metrics.hub_messages.labels(hub, "in"),
-                ctx.metrics.hub_messages.labels(hub, "out"),
-                ctx.metrics.hub_messages.labels(hub, "dropped"),
-            )
-            for hub in HUBS
-        }
+        self._counts = {hub: HubCounters() for hub in HUBS}
+        ctx.metrics.before_scrape(self._flush_counts)
         for hub in HUBS:
             ctx.metrics.hub_connections.labels(hub).set(0)
         ctx.bus.subscribe(self.fanout.on_event)
@@ -239,7 +233,7 @@ class HubServer:
             send=send,
             max_queue=self.settings.hub_send_queue,
             max_record_chars=self.settings.hub_max_message_bytes,
-            metrics=self._metrics[hub],
+            counts=self._counts[hub],
         )
         return conn, pending
 
@@ -259,6 +253,19 @@ class HubServer:
         if pending is not None:
             self._forget(pending)
         self.ctx.metrics.hub_connections.labels(conn.hub).dec()
+
+    def _flush_counts(self) -> None:
+        """Add the messages counted since the last scrape to the Prometheus counters."""
+        messages = self.ctx.metrics.hub_messages
+        for hub, counts in self._counts.items():
+            for direction, value in (
+                ("in", counts.received),
+                ("out", counts.sent),
+                ("dropped", counts.dropped),
+            ):
+                if value:
+                    messages.labels(hub, direction).inc(value)
+            counts.received = counts.sent = counts.dropped = 0
 
     # ---- keep-alive --------------------------------------------------------------------------
 
