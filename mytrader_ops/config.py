@@ -192,6 +192,10 @@ class ProxyCheck(CheckBase):
     kind: Literal["proxy"]
     component: Component = "frontend"
     api_path: UrlPath = "/api/symbols"
+    identity_path: UrlPath = Field(
+        default="/api/account",
+        description="An authenticated resource whose `id` identifies the backend's data.",
+    )
     hub_path: UrlPath = "/hubs/market-data"
 
 

@@ -76,29 +76,58 @@ def _canonical(body: bytes) -> object:
         return body
 
 
+async def _same_backend(ctx: ProbeContext, check: ProxyCheck, log: StepLog) -> None:
+    """Identity, not just equal content: the same token must see the same account both ways."""
+    token, reason = await ctx.token()
+    if token is None:
+        log.unknown("same backend", f"identity needs credentials ({reason})")
+        return
+    headers = {"Authorization": f"Bearer {token}", "Accept": "application/json"}
+    assert ctx.frontend is not None
+    via, direct = await asyncio.gather(
+        ctx.fetch("GET", ctx.url(check.identity_path, ctx.frontend), headers=headers),
+        ctx.fetch("GET", ctx.url(check.identity_path), headers=headers),
+    )
+    ids = []
+    for got in (via, direct):
+        body = _canonical(got.body)
+        ids.append(body.get("id") if isinstance(body, dict) and got.status == 200 else None)
+    if ids[0] is not None and ids[0] == ids[1]:
+        log.ok(
+            "same backend", f"{check.identity_path} id identical through the frontend and direct"
+        )
+    else:
+        log.fail(
+            "same backend",
+            f"{check.identity_path}: HTTP {via.status} via frontend vs HTTP {direct.status} "
+            "direct, or different ids: the frontend reaches another backend",
+        )
+
+
 async def probe_proxy(ctx: ProbeContext, check: ProxyCheck) -> Observation:
     async def body(log: StepLog) -> str | None:
         if ctx.frontend is None:
             return "no frontend URL given"
+        accept = {"Accept": "application/json"}
         via, direct = await asyncio.gather(
-            ctx.fetch(
-                "GET", ctx.url(check.api_path, ctx.frontend), headers={"Accept": "application/json"}
-            ),
-            ctx.fetch("GET", ctx.url(check.api_path), headers={"Accept": "application/json"}),
+            ctx.fetch("GET", ctx.url(check.api_path, ctx.frontend), headers=accept),
+            ctx.fetch("GET", ctx.url(check.api_path), headers=accept),
         )
         if via.status != 200:
             log.fail("api via frontend", f"HTTP {via.status}", via.elapsed_ms)
         elif "json" not in via.headers.get("content-type", ""):
             log.fail("api via frontend", "answered non-JSON (the SPA fallback page?)")
         else:
-            log.ok("api via frontend", f"HTTP 200 {check.api_path}", via.elapsed_ms)
             same = direct.status == 200 and _canonical(via.body) == _canonical(direct.body)
             (log.ok if same else log.fail)(
-                "same backend",
-                "bodies identical through the frontend and direct"
-                if same
-                else f"bodies differ (direct HTTP {direct.status})",
+                "api via frontend",
+                f"HTTP 200 {check.api_path}, "
+                + (
+                    "same body as direct" if same else f"body differs (direct HTTP {direct.status})"
+                ),
+                via.elapsed_ms,
             )
+        await _same_backend(ctx, check, log)
         try:
             session = await HubSession.open(ctx, check.hub_path, HubAuth(), base=ctx.frontend)
         except HubError as exc:

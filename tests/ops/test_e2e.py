@@ -285,3 +285,38 @@ def test_bad_target_is_never_go_and_ends_on_time(tmp_path: Path, kind: str) -> N
     assert code in (1, 3)
     assert took < scaled(60), took
     assert verdicts(doc)["backend-live"]["status"] == "FAIL"
+
+
+def test_with_frontend_everything_is_in_scope_and_go(clean: LiveServer, tmp_path: Path) -> None:
+    from tests.web.support import start_web
+
+    web = start_web(tmp_path, clean.url)
+    try:
+        code, doc, _ = validate(clean.url, tmp_path, "--frontend", web.url)
+    finally:
+        web.stop()
+    by_id = verdicts(doc)
+    assert all(v["in_scope"] for v in by_id.values())
+    assert by_id["frontend-load"]["status"] == "PASS", by_id["frontend-load"]
+    assert "load_ms" in str(by_id["frontend-load"]["summary"])
+    assert by_id["frontend-proxy"]["status"] == "PASS", by_id["frontend-proxy"]
+    assert (code, doc["decision"]) == (0, "GO"), {
+        k: v["summary"] for k, v in by_id.items() if v["status"] != "PASS"
+    }
+
+
+def test_frontend_wired_to_another_backend_fails_proxy_check(
+    clean: LiveServer, tmp_path: Path
+) -> None:
+    from tests.web.support import start_web
+
+    (tmp_path / "other").mkdir()
+    other = start_server(tmp_path / "other")
+    web = start_web(tmp_path, other.url)
+    try:
+        code, doc, _ = validate(clean.url, tmp_path, "--frontend", web.url)
+    finally:
+        web.stop()
+        other.stop()
+    assert (code, doc["decision"]) == (1, "NO-GO")
+    assert "another backend" in _failing(doc, "frontend-proxy")
