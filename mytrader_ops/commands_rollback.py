@@ -136,6 +136,7 @@ def rollback(
     from mytrader_ops.rollback.service import (
         RollbackRequest,
         default_state_dir,
+        missing_optional_secrets,
         read_secrets,
         resolve,
         run_rollback,
@@ -183,6 +184,8 @@ def rollback(
             read_secrets(resolved)  # before asking: a missing secret is a usage error
         except OpsError as exc:
             _fail(str(exc), exc.exit_code)
+        for name in missing_optional_secrets(resolved):
+            typer.echo(f"warning: ${{{name}}} is not set: the optional steps using it will fail")
     if dry_run:
         typer.echo(redactor.redact(text), nl=False)
         typer.echo("Dry run: nothing was run, locked or written.")

@@ -257,8 +257,13 @@ def execute(
         if progress:
             progress(step, None)
         started = time.monotonic()
+        unset = [n for n in step.secret_names if n not in secrets]
         try:
-            raw = runners.for_step(step)(step, ctx)
+            raw = (
+                StepResult("failed", "not run: unset " + ", ".join(f"${{{n}}}" for n in unset))
+                if unset
+                else runners.for_step(step)(step, ctx)
+            )
         except KeyboardInterrupt:
             audit.append(
                 "step-end",

@@ -124,14 +124,24 @@ def decide_resume(plan: ResolvedPlan, prior: PriorState) -> ResumeDecision:
 
 
 def read_secrets(plan: ResolvedPlan) -> dict[str, str]:
-    """Values of the plan's `${NAME}` references; every one must be set and non-empty."""
-    missing = [n for n in plan.secret_names if not os.environ.get(n)]
+    """Values of the plan's `${NAME}` references that are set.
+
+    A reference used by a required step must be set (else a usage error, before anything
+    runs); one used only by optional steps (notifications) may be missing: those steps
+    then fail on their own and the rollback goes on.
+    """
+    required = sorted({n for s in plan.steps if not s.optional for n in s.secret_names})
+    missing = [n for n in required if not os.environ.get(n)]
     if missing:
         raise RollbackUsageError(
             "the plan needs these environment variables, which are unset or empty: "
             + ", ".join(f"${{{n}}}" for n in missing)
         )
-    return {n: os.environ[n] for n in plan.secret_names}
+    return {n: os.environ[n] for n in plan.secret_names if os.environ.get(n)}
+
+
+def missing_optional_secrets(plan: ResolvedPlan) -> list[str]:
+    return [n for n in plan.secret_names if not os.environ.get(n)]
 
 
 @dataclass(frozen=True, slots=True)

@@ -344,3 +344,26 @@ def test_sigterm_mid_step_ends_the_step_and_records_it(
         ("rollback-end", "interrupted"),
     ]
     assert "interrupted by the operator" in str(records[-2]["detail"])
+
+
+def test_unset_secret_of_an_optional_step_only_fails_that_step(
+    tmp_path: Path, write_plan: PlanWriter
+) -> None:
+    ran = tmp_path / "ran"
+    plan = write_plan(
+        {
+            "name": "p",
+            "steps": [
+                {"name": "notify", "kind": "http", "optional": True, "url": "${NOPE_HOOK}"},
+                append_step("work", ran),
+            ],
+        }
+    )
+    state = tmp_path / "state"
+    done = run_cli(*base_args(plan, state, "--reason", "r", "--yes"))
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "warning: ${NOPE_HOOK} is not set" in done.stdout
+    assert ran.read_text() == "v1\n"
+    ends = [r for r in audit_records(state / "rollback-audit.jsonl") if r["event"] == "step-end"]
+    assert ends[0]["outcome"] == "failed"
+    assert "unset ${NOPE_HOOK}" in str(ends[0]["detail"])
