@@ -206,7 +206,7 @@ async def collect_window(
             [StreamSpec(p) for p in s.api_paths],
             rate=s.rate,
             duration_s=max(0.05, end_s - time.time()),
-            max_connections=8,
+            max_connections=32,
             request_timeout_s=s.request_timeout_s,
             late_after_ms=50.0,
             ssl_context=ctx.ssl_context,

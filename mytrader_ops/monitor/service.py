@@ -122,6 +122,24 @@ def _check_rollback_plan(rb: RollbackSettings, state_dir: Path, overrides: dict[
     read_secrets(plan)
 
 
+def _check_samples(
+    triggers: tuple[AnyTrigger, ...], rate: float, paths: int, interval_s: float
+) -> None:
+    """A trigger that can never have enough samples in a window would never judge: refuse it
+    now rather than watch blind for 24 hours."""
+    from mytrader_ops.triggers import ErrorRateTrigger, LatencyTrigger
+
+    expected = rate * paths * interval_s
+    for t in triggers:
+        if isinstance(t, ErrorRateTrigger | LatencyTrigger) and expected < t.min_samples * 1.1:
+            need = t.min_samples * 1.1 / (paths * interval_s)
+            raise MonitorUsageError(
+                f"trigger {t.id} needs {t.min_samples} requests per window, but {rate:g}/s on "
+                f"{paths} path(s) over {interval_s:g} s gives about {expected:.0f}: use "
+                f"--rate {need:.2g} or more, or a longer --interval"
+            )
+
+
 def _stored_triggers(raw: object) -> tuple[AnyTrigger, ...]:
     from pydantic import TypeAdapter
 
@@ -245,6 +263,7 @@ def run_monitor(
                 "",
             )
         )
+    _check_samples(triggers, rate, len(paths), interval_s)
     plan = WatchPlan(
         watch_id=watch_id,
         target=env.backend,

@@ -1,0 +1,93 @@
+"""The monitor against a real MyTrader server: a healthy deployment never fires over many
+jittery windows; each injected fault fires its trigger within the trigger's stated bound."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from mytrader_ops.monitor.rules import worst_bound_s
+from mytrader_ops.triggers import default_triggers
+from tests.monitor.conftest import watch
+from tests.support.live import LiveServer, scaled
+
+pytestmark = pytest.mark.slow
+SPECS = {t.id: t for t in default_triggers()}
+
+
+def test_healthy_deployment_never_fires(server: LiveServer, tmp_path: Path, creds: None) -> None:
+    outcome, err = watch(server, tmp_path, duration="12s", report_dir=tmp_path / "report")
+    assert outcome.fired is None, err
+    assert outcome.exit_code == 0, err
+    states = {v.check_id: v.status.value for v in outcome.report.verdicts}
+    assert all(states[f"trigger-{t}"] == "PASS" for t in SPECS), states
+    for name in ("report.md", "report.json", "junit.xml", "report.html"):
+        assert (tmp_path / "report" / name).is_file()
+    doc = json.loads((tmp_path / "report" / "report.json").read_text())
+    assert doc["exit_code"] == 0
+    assert doc["verdicts"]
+    # critical-phase checks are judged on evidence: value beside threshold
+    err_rate = outcome.report.verdict("monitor-error-rate")
+    assert err_rate is not None
+    assert "vs limit" in err_rate.summary
+
+
+@pytest.mark.parametrize(
+    ("faults", "trigger", "kw"),
+    [
+        ({"error_rate": {"/api": 0.5}}, "error-rate-above-10pct", {}),
+        ({"database_down": True}, "database-failing", {}),
+        ({"hubs_down": True}, "websocket-unavailable", {}),
+        ({"latency_ms": {"/api": 700}}, "latency-above-500ms", {"interval": "1.5s"}),
+    ],
+)
+def test_fault_fires_its_trigger_within_bound(
+    server: LiveServer,
+    tmp_path: Path,
+    creds: None,
+    faults: dict[str, object],
+    trigger: str,
+    kw: dict[str, object],
+) -> None:
+    server.set_faults(**faults)
+    try:
+        outcome, err = watch(server, tmp_path, duration="15s", **kw)
+    finally:
+        server.clear_faults()
+    assert outcome.fired is not None, err
+    verdict = outcome.report.verdict(f"trigger-{trigger}")
+    assert verdict is not None
+    assert verdict.status.value == "FAIL", (verdict.summary, err)
+    interval = float(str(kw.get("interval", "1s")).rstrip("s"))
+    elapsed = outcome.report.elapsed_s
+    assert elapsed <= scaled(worst_bound_s(SPECS[trigger], interval) + 2), (elapsed, err)
+    assert outcome.exit_code == 1
+
+
+def test_wrong_credentials_fire_auth_trigger(
+    server: LiveServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("MYTRADER_OPS_USERNAME", "monitor-user")
+    monkeypatch.setenv("MYTRADER_OPS_PASSWORD", "not-the-password")
+    outcome, err = watch(server, tmp_path, duration="10s")
+    assert outcome.fired is not None, err
+    verdict = outcome.report.verdict("trigger-auth-failing")
+    assert verdict is not None
+    assert verdict.status.value == "FAIL"
+    assert "not-the-password" not in err + json.dumps(str(outcome.report))
+    assert outcome.report.elapsed_s <= scaled(worst_bound_s(SPECS["auth-failing"], 1.0) + 2)
+
+
+def test_without_credentials_auth_is_never_read_as_healthy(
+    server: LiveServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("MYTRADER_OPS_USERNAME", raising=False)
+    monkeypatch.delenv("MYTRADER_OPS_PASSWORD", raising=False)
+    outcome, err = watch(server, tmp_path, duration="3s")
+    assert outcome.fired is None, err
+    assert outcome.exit_code == 3  # no trigger fired, but auth had no evidence
+    verdict = outcome.report.verdict("trigger-auth-failing")
+    assert verdict is not None
+    assert verdict.status.value == "INCONCLUSIVE"
