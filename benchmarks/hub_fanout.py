@@ -504,10 +504,10 @@ def main() -> None:
         return
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--connections", type=int, default=1000)
-    parser.add_argument("--rounds", type=int, default=1)
+    parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--rate", type=float, default=10.0)
-    parser.add_argument("--rate-s", type=float, default=10.0, help="10 ticks/s phase length")
-    parser.add_argument("--max-s", type=float, default=5.0, help="max-rate phase length")
+    parser.add_argument("--rate-s", type=float, default=8.0, help="10 ticks/s phase length")
+    parser.add_argument("--max-s", type=float, default=4.0, help="max-rate phase length")
     parser.add_argument("--burst", type=int, default=10, help="ticks per burst at max rate")
     parser.add_argument("--backlog", type=int, default=100, help="pending msgs per connection")
     parser.add_argument("--output", type=Path)
@@ -515,11 +515,28 @@ def main() -> None:
     args = parser.parse_args()
     started = time.monotonic()
     results = []
+    load_before = os.getloadavg()
     for _ in range(args.rounds):
         for kind in KINDS:
             results.append(run_kind(kind, args))
             print(json.dumps(results[-1]), file=sys.stderr, flush=True)
     text = report(results, args, time.monotonic() - started)
+    text += (
+        f"Load average (1 min) before/after the run: {load_before[0]:.2f} / "
+        f"{os.getloadavg()[0]:.2f} on {os.cpu_count()} CPUs.\n\n"
+        "Per round, 10 ticks/s p99 ms (mytrader / reference): "
+        + ", ".join(
+            f"{a['phases']['10 ticks/s']['p99_ms']:.1f} / {b['phases']['10 ticks/s']['p99_ms']:.1f}"
+            for a, b in zip(results[0::2], results[1::2], strict=True)
+        )
+        + "; max-rate msg/s: "
+        + ", ".join(
+            f"{a['phases']['max rate']['msg_per_s']:,.0f} / "
+            f"{b['phases']['max rate']['msg_per_s']:,.0f}"
+            for a, b in zip(results[0::2], results[1::2], strict=True)
+        )
+        + ".\n"
+    )
     print(text)
     if args.output:
         args.output.write_text(text)
