@@ -389,7 +389,7 @@ def advance(spec: AnyTrigger, status: TriggerStatus, window: Window) -> TriggerS
         why = ev.note if ev.verdict == "breach" else f"{ev.note}; missing_data: fire"
         summary = (
             f"{'FIRING' if firing else 'pending'}: {why}; {streak_w} breaching window(s), "
-            f"{streak_s:g} s (bound: {spec.bound()})"
+            f"{streak_s:.1f} s (bound: {spec.bound()})"
         )
         return replace(
             status,
