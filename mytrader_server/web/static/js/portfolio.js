@@ -54,7 +54,7 @@ export class Portfolio {
         el("td", { class: "num qty" }, qty(p.qty)),
         el("td", { class: "num hide-sm" }, price(p.avg_entry_price)),
         el("td", { class: "num" }, price(last)),
-        el("td", { class: "num hide-sm" }, money(value)),
+        el("td", { class: "num hide-sm hide-md" }, money(value)),
         el("td", { class: "num pl", dataset: { trend: trend(pl) } }, signedMoney(pl)),
       );
     });
