@@ -40,6 +40,7 @@ log = logging.getLogger(__name__)
 
 MAX_SYMBOLS_PER_CALL: Final = 200
 MAX_STREAM_COUNT: Final = 1_000_000
+MAX_STREAMS_PER_CONNECTION: Final = 50
 
 
 class HubError(Exception):
@@ -161,6 +162,8 @@ def stream_prices(call: Call, invocation_id: str, args: tuple[JSONValue, ...]) -
         if not isinstance(raw, int) or isinstance(raw, bool) or not 0 < raw <= MAX_STREAM_COUNT:
             raise ArgumentError("count must be a positive integer")
         count = raw
+    if len(call.conn.streams) >= MAX_STREAMS_PER_CONNECTION:
+        raise HubError(f"At most {MAX_STREAMS_PER_CONNECTION} streams per connection.")
     asset = find_asset(symbol)
     state = call.services.market.get(symbol) if asset else None
     if asset is None or state is None:

@@ -472,3 +472,19 @@ def test_messages_metrics(client: TestClient) -> None:
     assert lines['mytrader_hub_messages_total{direction="in",hub="market-data"}'] >= 1
     assert lines['mytrader_hub_messages_total{direction="out",hub="market-data"}'] >= 2
     assert json.loads("{}") == {}
+
+
+def test_streams_per_connection_are_capped(client: TestClient) -> None:
+    with client.websocket_connect("/hubs/market-data") as ws:
+        hub = Hub(ws)
+        hub.handshake()
+        for i in range(51):
+            hub.send(
+                {"type": 4, "invocationId": f"s{i}", "target": "StreamPrices", "arguments": ["SPY"]}
+            )
+        while (record := hub.next()).get("invocationId") != "s50" or record["type"] != 3:
+            pass
+        assert record["error"] == (
+            "An unexpected error occurred invoking 'StreamPrices' on the server. "
+            "HubException: At most 50 streams per connection."
+        )
