@@ -1,0 +1,94 @@
+"""Fan-out routing, property-based: whatever the users and events, nothing crosses users (S1)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from mytrader_server.auth.tokens import Principal
+from mytrader_server.events import Tick, UserEvent
+from mytrader_server.hubs.connection import HubConnection, HubCounters
+from mytrader_server.hubs.fanout import HUB_FOR_TARGET, FanOut
+from mytrader_server.hubs.protocol import RS, ConnectionState
+
+user_ids = st.text(alphabet="abcdef0123456789-", min_size=1, max_size=12)
+hubs = st.sampled_from(["trading", "portfolio", "market-data"])
+targets = st.sampled_from(["OrderUpdate", "PortfolioUpdate"])
+
+
+async def _noop_send(message: object) -> None:
+    raise AssertionError("the writer is not running in this test")
+
+
+def _connection(hub: str, user: str, n: int) -> HubConnection:
+    conn = HubConnection(
+        hub=hub,
+        connection_id=f"c{n}",
+        principal=Principal(user, user, False),
+        send=_noop_send,
+        max_queue=10_000,
+        max_record_chars=32_768,
+        counts=HubCounters(),
+    )
+    conn.protocol.state = ConnectionState.OPEN
+    return conn
+
+
+def _queued(conn: HubConnection) -> list[dict[str, object]]:
+    return [json.loads(r.removesuffix(RS)) for r in conn._queue]
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.lists(st.tuples(hubs, user_ids), min_size=1, max_size=12),
+    st.lists(st.tuples(user_ids, targets), max_size=30),
+)
+def test_user_events_reach_exactly_their_owner(
+    connections: list[tuple[str, str]], events: list[tuple[str, str]]
+) -> None:
+    async def run() -> None:
+        fanout = FanOut()
+        conns = [_connection(hub, user, i) for i, (hub, user) in enumerate(connections)]
+        for conn in conns:
+            fanout.add_user(conn)
+        published = []
+        for user, target in events:
+            event = UserEvent(user, target, {"owner": user})  # type: ignore[arg-type]
+            fanout.on_event(event)
+            published.append(event)
+        for conn in conns:
+            got = _queued(conn)
+            expected = [
+                e
+                for e in published
+                if e.user_id == conn.user_id
+                and conn.hub != "market-data"
+                and HUB_FOR_TARGET[e.target] == conn.hub
+            ]
+            assert [(r["target"], r["arguments"]) for r in got] == [
+                (e.target, [e.payload]) for e in expected
+            ]
+
+    asyncio.run(run())
+
+
+def test_ticks_reach_subscribers_only_and_are_encoded_once() -> None:
+    async def run() -> None:
+        fanout = FanOut()
+        a, b, c = (_connection("market-data", "u", i) for i in range(3))
+        fanout.subscribe(a, ["AAPL"])
+        fanout.subscribe(b, ["AAPL", "MSFT"])
+        fanout.subscribe(c, ["MSFT"])
+        fanout.on_event(Tick("AAPL", "1.00", "0.99", "1.01", 5, 1, "2026-01-01T00:00:00Z", 1))
+        assert list(a._queue) == list(b._queue)
+        assert a._queue[0] is b._queue[0]  # the very same string object: encoded once
+        assert not c._queue
+        fanout.remove(b)
+        fanout.on_event(Tick("AAPL", "1.01", "1.00", "1.02", 6, 2, "2026-01-01T00:00:01Z", 2))
+        assert len(a._queue) == 2
+        assert len(b._queue) == 1
+
+    asyncio.run(run())
