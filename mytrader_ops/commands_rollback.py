@@ -137,6 +137,7 @@ def rollback(
         RollbackRequest,
         default_state_dir,
         missing_optional_secrets,
+        preview_resume,
         read_secrets,
         resolve,
         run_rollback,
@@ -188,6 +189,13 @@ def rollback(
             typer.echo(f"warning: ${{{name}}} is not set: the optional steps using it will fail")
     if dry_run:
         typer.echo(redactor.redact(text), nl=False)
+        try:
+            preview = preview_resume(request, resolved)
+        except OpsError as exc:
+            typer.echo(f"(audit log not readable: {exc})")
+        else:
+            if preview.message:
+                typer.echo(f"A real run now: {preview.message}")
         typer.echo("Dry run: nothing was run, locked or written.")
         return
     if not yes:

@@ -39,6 +39,7 @@ from mytrader_ops.yamlsafe import KeyPath, YamlDocument, format_path, parse_yaml
 TriggerState = Literal["ok", "pending", "firing"]
 WindowVerdict = Literal["breach", "ok", "no-data"]
 MAX_EVIDENCE = 12  # windows of evidence kept per trigger: bounded memory over 24 hours
+MAX_REASON = 1000  # a rollback --reason is capped at 2000 characters
 _DURATION = re.compile(r"^(?P<n>[0-9]+(?:\.[0-9]+)?)(?P<unit>ms|s|m|h)$")
 _UNIT_S = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
 _TRIGGER_TAGS = frozenset({"error-rate", "database", "websocket", "latency", "auth"})
@@ -482,4 +483,5 @@ class TriggerBoard:
         """A one-line rollback reason naming each firing trigger and its evidence."""
         if not self.firing:
             return "no trigger firing"
-        return "; ".join(f"{t.trigger_id}: {t.summary}" for t in self.firing)
+        text = "; ".join(f"{t.trigger_id}: {t.summary}" for t in self.firing)
+        return text if len(text) <= MAX_REASON else text[: MAX_REASON - 3] + "..."

@@ -123,6 +123,13 @@ def decide_resume(plan: ResolvedPlan, prior: PriorState) -> ResumeDecision:
     )
 
 
+def preview_resume(request: RollbackRequest, plan: ResolvedPlan) -> ResumeDecision:
+    """What a real run would do now, from the audit log (read-only: for --dry-run)."""
+    if not request.audit_file.exists():
+        return ResumeDecision("fresh")
+    return decide_resume(plan, prior_state(read_log(request.audit_file).records, plan.rollback_id))
+
+
 def read_secrets(plan: ResolvedPlan) -> dict[str, str]:
     """Values of the plan's `${NAME}` references that are set.
 

@@ -207,6 +207,8 @@ def test_rerun_of_completed_rollback_is_safe(tmp_path: Path, write_plan: PlanWri
     state = tmp_path / "state"
     first = run_cli(*base_args(plan, state, "--reason", "r", "--yes"))
     assert first.returncode == 0, first.stderr
+    preview = run_cli(*base_args(plan, state, "--dry-run"))
+    assert "A real run now: Already rolled back to v1" in preview.stdout
     second = run_cli(*base_args(plan, state, "--reason", "again", "--yes"))
     assert second.returncode == 0, second.stderr
     assert "Already rolled back to v1" in second.stdout
@@ -367,3 +369,30 @@ def test_unset_secret_of_an_optional_step_only_fails_that_step(
     ends = [r for r in audit_records(state / "rollback-audit.jsonl") if r["event"] == "step-end"]
     assert ends[0]["outcome"] == "failed"
     assert "unset ${NOPE_HOOK}" in str(ends[0]["detail"])
+
+
+@pytest.mark.parametrize(("answer", "code"), [("n", 2), ("y", 0)])
+def test_confirmation_is_asked_on_a_terminal(
+    tmp_path: Path, write_plan: PlanWriter, answer: str, code: int
+) -> None:
+    import pty
+
+    ran = tmp_path / "ran"
+    plan = write_plan({"name": "p", "steps": [append_step("work", ran)]})
+    primary, secondary = pty.openpty()
+    proc = subprocess.Popen(
+        rollback_argv(*base_args(plan, tmp_path / "state", "--reason", "r")),
+        env=clean_env(),
+        stdin=secondary,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    os.close(secondary)
+    os.write(primary, f"{answer}\n".encode())
+    out, err = proc.communicate(timeout=scaled(60))
+    os.close(primary)
+    assert proc.returncode == code, out + err
+    assert "Roll back 'staging' now?" in out
+    assert "[1] command work" in out  # the plan is shown before the question
+    assert ran.exists() == (answer == "y")
