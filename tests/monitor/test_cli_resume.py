@@ -1,0 +1,97 @@
+"""The real command in a subprocess: usage errors exit 2 without a traceback, and a monitor
+killed with SIGKILL continues the same watch with --resume (same start, same deadline,
+nothing measured lost, the windows it missed recorded as missing)."""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+
+from mytrader_ops.monitor.store import WatchStore
+from tests.monitor.conftest import PASSWORD, USER, cli_env, monitor_argv, run_monitor_cli
+from tests.support.live import LiveServer, scaled
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--interval", "0s"], "duration"),
+        (["--interval", "soon"], "invalid duration"),
+        (["--interval", "10s", "--duration", "5s"], "--interval"),
+        (["--phase", "forever"], "--phase"),
+        (["--resume"], "nothing to resume"),
+        (["--interval", "30s", "--rate", "0.1"], "--rate"),
+    ],
+)
+def test_usage_errors_exit_2(tmp_path: Path, args: list[str], message: str) -> None:
+    done = run_monitor_cli(
+        "--target", "http://127.0.0.1:9", "--state-dir", str(tmp_path), *args, env=cli_env()
+    )
+    assert done.returncode == 2, done.stderr
+    assert message in done.stderr
+    assert "Traceback" not in done.stderr
+
+
+def _lines(proc: subprocess.Popen[str], count: int, timeout: float) -> list[dict[str, object]]:
+    assert proc.stdout is not None
+    docs: list[dict[str, object]] = []
+    deadline = time.monotonic() + timeout
+    while len(docs) < count and time.monotonic() < deadline:
+        line = proc.stdout.readline()
+        if not line:
+            break
+        docs.append(json.loads(line))
+    return docs
+
+
+def test_resume_after_sigkill_continues_the_same_watch(server: LiveServer, tmp_path: Path) -> None:
+    env = cli_env(MYTRADER_OPS_USERNAME=USER, MYTRADER_OPS_PASSWORD=PASSWORD)
+    state = tmp_path / "state"
+    common = ["--target", server.url, "--state-dir", str(state), "--json"]
+    first = subprocess.Popen(
+        monitor_argv(*common, "--interval", "1s", "--duration", "10s", "--rate", "30"),
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+    )
+    try:
+        before = _lines(first, 3, scaled(30))
+    finally:
+        first.send_signal(signal.SIGKILL)
+        first.wait()
+        assert first.stdout is not None
+        first.stdout.close()
+    assert len(before) == 3
+    watch_id = before[0]["watch_id"]
+    time.sleep(1.5)  # the monitor is down for at least one window
+    store = WatchStore(state / "monitor.db")
+    rec, kept = store.load(str(watch_id))
+    assert [w.index for w in kept][:3] == [0, 1, 2]  # every reported window was checkpointed
+    assert rec.status == "running"
+
+    done = run_monitor_cli(
+        *common, "--resume", "--report-dir", str(tmp_path / "report"), env=env, timeout=scaled(60)
+    )
+    assert done.returncode == 0, done.stderr
+    after = [json.loads(line) for line in done.stdout.splitlines()]
+    assert {d["watch_id"] for d in after} == {watch_id}
+    indexes = [d["window"]["index"] for d in after]  # type: ignore[index]
+    assert indexes == sorted(indexes)
+    assert indexes[0] > 2
+    assert any(d["window"]["missing"] for d in after)  # type: ignore[index]
+    rec2, windows = store.load(str(watch_id))
+    assert (rec2.start_s, rec2.deadline_s) == (rec.start_s, rec.deadline_s)
+    assert rec2.status == "ended"
+    assert [w.index for w in windows] == list(range(len(windows)))  # no window lost
+    assert len(windows) == 10
+    report = json.loads((tmp_path / "report" / "report.json").read_text())
+    assert report["run_id"] == watch_id
+    assert "Resuming watch" in done.stderr
