@@ -23,6 +23,14 @@ class WireError(Exception):
     """The response could not be read (malformed, oversized, closed early)."""
 
 
+class StaleConnection(WireError):
+    """A reused keep-alive connection was closed by the server before answering.
+
+    The usual keep-alive race (the server's idle timeout fired as we sent): safe to retry a GET
+    once on a fresh connection.
+    """
+
+
 @dataclass(frozen=True, slots=True)
 class Origin:
     scheme: str
@@ -60,6 +68,8 @@ class Connection:
         self.reader = reader
         self.writer = writer
         self.reusable = True
+        self.requests = 0
+        self.idle_since = 0.0
 
     @classmethod
     async def open(cls, origin: Origin, ssl_context: ssl.SSLContext | None) -> Connection:
@@ -78,9 +88,13 @@ class Connection:
     async def request(self, raw: bytes, max_body: int = MAX_BODY_BYTES) -> tuple[int, int]:
         """Send a prepared request; returns (status, body bytes). Raises WireError/OSError."""
         self.writer.write(raw)
+        self.requests += 1
         try:
             head = await self.reader.readuntil(b"\r\n\r\n")
-        except asyncio.IncompleteReadError:
+        except asyncio.IncompleteReadError as exc:
+            self.close()
+            if not exc.partial and self.requests > 1:
+                raise StaleConnection("kept-alive connection closed by the server") from None
             raise WireError("connection closed before a response") from None
         except asyncio.LimitOverrunError:
             raise WireError(f"response headers exceed {MAX_HEADER_BYTES} bytes") from None

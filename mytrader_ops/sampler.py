@@ -21,10 +21,11 @@ import time
 from collections import Counter
 from dataclasses import dataclass, field
 
-from mytrader_ops.httpwire import Connection, Origin, WireError, build_request
+from mytrader_ops.httpwire import Connection, Origin, StaleConnection, WireError, build_request
 from mytrader_ops.stats import LatencyHistogram, LatencySummary
 
 MAX_CPU_SHARE = 0.80
+IDLE_MAX_S = 2.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,12 +85,19 @@ class _Pool:
         return not self.slots.locked()
 
     async def get(self) -> Connection:
-        if self.idle:
-            return self.idle.pop()
+        # Most recently used first; connections idle for longer than IDLE_MAX_S are closed
+        # before a server's keep-alive timeout (commonly 5 s) can race a request on them.
+        now = time.perf_counter()
+        while self.idle:
+            conn = self.idle.pop()
+            if now - conn.idle_since < IDLE_MAX_S:
+                return conn
+            conn.close()
         return await Connection.open(self.origin, self.ssl_context)
 
     def put(self, conn: Connection) -> None:
         if conn.reusable:
+            conn.idle_since = time.perf_counter()
             self.idle.append(conn)
 
     def close(self) -> None:
@@ -135,7 +143,11 @@ async def _one(
             result.late += 1
         async with asyncio.timeout_at(_loop_time(deadline)):
             conn = await pool.get()
-            status, _size = await conn.request(raw)
+            try:
+                status, _size = await conn.request(raw)
+            except StaleConnection:
+                conn = await Connection.open(pool.origin, pool.ssl_context)
+                status, _size = await conn.request(raw)
         result.histogram.record_ms((time.perf_counter() - start) * 1000)
         result.responses += 1
         result.statuses[status] += 1

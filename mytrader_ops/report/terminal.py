@@ -6,8 +6,6 @@ The only module that imports rich. Every string shown passes through the redacto
 from __future__ import annotations
 
 import sys
-from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import TextIO
 
 from rich.console import Console
@@ -57,15 +55,6 @@ class Progress:
         self.console.print(
             f"  {check_id:<26} [{style}]{self.redactor.redact(message)}[/]", markup=True
         )
-
-
-@contextmanager
-def status_line(console: Console, text: str, quiet: bool) -> Iterator[None]:
-    if quiet:
-        yield
-        return
-    console.print(f"[bold]{text}[/]")
-    yield
 
 
 def render(report: RunReport, console: Console, redactor: Redactor, quiet: bool = False) -> None:

@@ -79,3 +79,36 @@ def test_judge_sampler(lag_ms: float, cpu_s: float, valid: bool, fragment: str) 
     assert health.valid is valid
     assert fragment in health.note
     assert health.cpu_us_per_request == pytest.approx(cpu_s / 100 * 1e6)
+
+
+async def test_keep_alive_race_is_retried_once_not_counted(
+    serve: Callable[..., ThreadedServer],
+) -> None:
+    """A server that silently closes idle keep-alive connections is not an erroring server."""
+
+    async def one_per_connection(
+        reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+    ) -> None:
+        await read_request(reader)
+        writer.write(response(200, b"{}"))  # no "Connection: close", then close anyway
+        await writer.drain()
+
+    server = serve(one_per_connection)
+    result = await run_sampler(
+        server.url, [StreamSpec("/")], rate=50, duration_s=1.0, max_connections=2
+    )
+    stream = result.streams["/"]
+    assert (stream.responses, stream.errors) == (50, 0), dict(stream.error_kinds)
+
+
+async def test_connection_closed_without_answer_is_an_error(
+    serve: Callable[..., ThreadedServer],
+) -> None:
+    async def hang_up(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await read_request(reader)
+
+    server = serve(hang_up)
+    result = await run_sampler(server.url, [StreamSpec("/")], rate=20, duration_s=0.5)
+    stream = result.streams["/"]
+    assert stream.errors == stream.scheduled == 10
+    assert "connection closed before a response" in " ".join(stream.error_kinds)
