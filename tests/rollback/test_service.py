@@ -1,0 +1,99 @@
+"""In-process: lock, verify outcomes through the Verifier protocol, resume via run_rollback."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from mytrader_ops.redaction import Redactor
+from mytrader_ops.rollback.errors import LockedError
+from mytrader_ops.rollback.execute import Runners, make_verify_runner
+from mytrader_ops.rollback.lock import EnvironmentLock, lock_path
+from mytrader_ops.rollback.service import RollbackRequest, resolve, run_rollback
+from mytrader_ops.rollback.verify import SubprocessVerifier, VerifyRequest, VerifyResult
+from tests.rollback.conftest import audit_records
+
+
+def test_lock_is_exclusive_and_names_the_holder(tmp_path: Path) -> None:
+    holder = {
+        "pid": 1,
+        "user": "alice",
+        "host": "elsewhere",
+        "started_at": "T",
+        "rollback_id": "rb-1",
+        "plan": "p",
+    }
+    with EnvironmentLock(tmp_path, "prod/eu", holder):
+        assert json.loads(lock_path(tmp_path, "prod/eu").read_text())["user"] == "alice"
+        with pytest.raises(LockedError) as info:
+            EnvironmentLock(tmp_path, "prod/eu", {}).acquire()
+        assert info.value.exit_code == 5
+        assert "pid 1 by alice@elsewhere since T (rollback rb-1, plan p)" in str(info.value)
+        with EnvironmentLock(tmp_path, "staging", {}):  # other environments are independent
+            pass
+    assert lock_path(tmp_path, "prod/eu").name == "prod_eu.lock"
+    with EnvironmentLock(tmp_path, "prod/eu", {}):  # released
+        pass
+
+
+class FakeVerifier:
+    def __init__(self, results: list[VerifyResult]) -> None:
+        self.results = results
+        self.requests: list[VerifyRequest] = []
+
+    def __call__(self, request: VerifyRequest, redactor: Redactor) -> VerifyResult:
+        self.requests.append(request)
+        return self.results.pop(0)
+
+
+NO_GO = VerifyResult(False, False, 1, "validate: NO-GO (5 checks)", "error-rate: FAIL: 23%")
+GO = VerifyResult(True, False, 0, "validate: GO (5 checks)")
+
+
+def _request(tmp_path: Path, plan_text: str) -> RollbackRequest:
+    plan = tmp_path / "plan.yaml"
+    plan.write_text(plan_text)
+    return RollbackRequest(
+        plan, "staging", "v1", "errors", tmp_path / "state", evidence={"trigger": "error-rate"}
+    )
+
+
+PLAN = """name: p
+environments:
+  staging: {target: "http://127.0.0.1:9"}
+steps:
+  - {name: work, kind: wait, seconds: 0}
+  - {name: verify, kind: verify, suite: smoke, duration_s: 5}
+"""
+
+
+def test_verify_failure_fails_the_rollback_then_a_rerun_only_verifies(tmp_path: Path) -> None:
+    request = _request(tmp_path, PLAN)
+    verifier = FakeVerifier([NO_GO, GO])
+    runners = Runners(verify=make_verify_runner(verifier))
+    first = run_rollback(request, resolve(request), redactor=Redactor(), runners=runners)
+    assert first.exit_code == 4
+    assert "FAILED at step 2 (verify)" in first.message
+    assert verifier.requests[0].target == "http://127.0.0.1:9"
+    assert verifier.requests[0].suite == "smoke"
+    assert verifier.requests[0].duration_s == 5
+    second = run_rollback(request, resolve(request), redactor=Redactor(), runners=runners)
+    assert second.exit_code == 0
+    assert second.mode == "resume"
+    records = audit_records(request.audit_file)
+    assert records[0]["evidence"] == {"trigger": "error-rate"}
+    ends = [(r["attempt"], r["step"], r["outcome"]) for r in records if r["event"] == "step-end"]
+    assert ends == [(1, 1, "ok"), (1, 2, "failed"), (2, 1, "skipped"), (2, 2, "ok")]
+    assert records[4]["output"] == "error-rate: FAIL: 23%"
+
+
+def test_subprocess_verifier_reads_validates_exit_code() -> None:
+    result = SubprocessVerifier()(
+        VerifyRequest("http://127.0.0.1:9", "smoke", None, None, None, None, timeout_s=120),
+        Redactor(),
+    )
+    assert not result.ok
+    assert result.exit_code in (1, 3)
+    assert result.summary in ("validate: NO-GO", "validate: INCONCLUSIVE")
