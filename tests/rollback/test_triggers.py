@@ -318,3 +318,13 @@ def test_shipped_trigger_file_matches_the_defaults() -> None:
     shipped = load_triggers(data_dir("rollback") / "triggers" / "mytrader.yaml")
     strip = [t.model_copy(update={"description": ""}) for t in shipped]
     assert strip == list(default_triggers())
+
+
+def test_every_shipped_trigger_has_a_runbook() -> None:
+    from mytrader_ops.resources import data_dir
+    from mytrader_ops.triggers import load_triggers
+
+    for spec in load_triggers(data_dir("rollback") / "triggers" / "mytrader.yaml"):
+        path = data_dir("runbooks") / f"rollback-{spec.id}.md"
+        assert path.is_file(), f"missing runbook for trigger {spec.id}"
+    assert (data_dir("runbooks") / "rollback-failed.md").is_file()
