@@ -22,7 +22,11 @@ from typing import Literal
 
 from mytrader_ops.redaction import Redactor
 from mytrader_ops.rollback.audit import AuditLog, PriorState, prior_state, read_log, utc_now, who
-from mytrader_ops.rollback.errors import EXIT_ROLLED_BACK, RollbackUsageError
+from mytrader_ops.rollback.errors import (
+    EXIT_ROLLBACK_FAILED,
+    EXIT_ROLLED_BACK,
+    RollbackUsageError,
+)
 from mytrader_ops.rollback.execute import Outcome, Progress, Runners, execute
 from mytrader_ops.rollback.lock import EnvironmentLock
 from mytrader_ops.rollback.model import load_plan
@@ -218,9 +222,11 @@ def run_rollback(
                 inherit_fds=lock.inheritable_fds,
             )
         except KeyboardInterrupt:
-            audit.append("rollback-end", **base, outcome="interrupted", exit_code=130)
+            audit.append(
+                "rollback-end", **base, outcome="interrupted", exit_code=EXIT_ROLLBACK_FAILED
+            )
             raise
-        message = _message(plan, decision, outcome)
+        message = _message(plan, prior, decision, outcome)
         audit.append(
             "rollback-end",
             **base,
@@ -233,7 +239,9 @@ def run_rollback(
     return RollbackResult(decision.mode, message, outcome, code)
 
 
-def _message(plan: ResolvedPlan, decision: ResumeDecision, outcome: Outcome) -> str:
+def _message(
+    plan: ResolvedPlan, prior: PriorState, decision: ResumeDecision, outcome: Outcome
+) -> str:
     failed = outcome.failed_step
     if not outcome.rolled_back:
         if failed is None:
@@ -241,7 +249,10 @@ def _message(plan: ResolvedPlan, decision: ResumeDecision, outcome: Outcome) -> 
         return f"Rollback FAILED at step {failed.index} ({failed.name}); see the audit log."
     verified = any(s.kind == "verify" and r.outcome == "ok" for s, r in outcome.results)
     check = "verified" if verified else "NOT verified (the plan has no verify step)"
-    if decision.mode in ("reverify", "noop"):
-        return decision.message.split(";")[0].rstrip(".") + f"; {check} again."
+    if decision.mode == "noop":
+        return decision.message
+    if decision.mode == "reverify":
+        version = prior.to_version or plan.to_version or "the previous release"
+        return f"Already rolled back to {version} (at {prior.finished_at}); {check} again."
     version = f" to {plan.to_version}" if plan.to_version else ""
     return f"Rolled back {plan.env}{version}; {check}."
