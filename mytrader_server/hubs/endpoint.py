@@ -32,6 +32,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from mytrader_server.auth.tokens import Principal
 from mytrader_server.context import ComponentHealth, ServerContext
 from mytrader_server.errors import TradingError
+from mytrader_server.events import JSONValue
 from mytrader_server.hubs.connection import (
     CLOSE_GOING_AWAY,
     CLOSE_INTERNAL,
@@ -47,11 +48,13 @@ from mytrader_server.hubs.protocol import (
     ConnectionState,
     encode_close,
 )
+from mytrader_server.hubs.scaleout import shared_negotiations
 from mytrader_server.trading.engine import OrderEngine
 
 log = logging.getLogger(__name__)
 
 PENDING_TTL_S: Final = 60.0
+CLAIM_TTL_S: Final = 2 * PENDING_TTL_S  # outlives the negotiation it guards
 MAX_PENDING: Final = 10_000
 SHUTDOWN_WAIT_S: Final = 3.0
 SHUTDOWN_MESSAGE: Final = "Server is shutting down."
@@ -158,6 +161,7 @@ class HubServer:
         token = _new_id() if version >= 1 else None
         pending = Pending(hub, connection_id, token, principal, time.monotonic())
         self._remember(pending)
+        await self._share(pending)
         body: dict[str, object] = {"connectionId": connection_id, "negotiateVersion": version}
         if token is not None:
             body["connectionToken"] = token
@@ -176,6 +180,68 @@ class HubServer:
         if pending.token is not None:
             self.pending.pop(pending.token, None)
 
+    # ---- negotiations shared through Redis (scale-out) ----------------------------------------
+
+    def _ids(self, pending: Pending) -> list[str]:
+        return [pending.connection_id] + ([pending.token] if pending.token else [])
+
+    async def _share(self, pending: Pending) -> None:
+        store = shared_negotiations(self.ctx.bus)
+        if store is None:
+            return
+        p = pending.principal
+        record: dict[str, JSONValue] = {
+            "hub": pending.hub,
+            "connectionId": pending.connection_id,
+            "token": pending.token,
+            "user": None if p is None else [p.user_id, p.username, p.is_admin],
+        }
+        try:
+            await store.put(self._ids(pending), record, int(PENDING_TTL_S * 1000))
+        except Exception as exc:  # this process can still take the connection itself
+            log.warning("could not share a negotiation: %s", type(exc).__name__)
+
+    async def _fetch_shared(self, id_: str) -> Pending | None:
+        store = shared_negotiations(self.ctx.bus)
+        if store is None:
+            return None
+        try:
+            record = await store.get(id_)
+        except Exception as exc:
+            log.warning("could not look a negotiation up: %s", type(exc).__name__)
+            return None
+        if record is None or self.pending.get(id_) is not None:
+            return self.pending.get(id_)
+        user = record.get("user")
+        principal = None
+        if isinstance(user, list) and len(user) == 3:
+            principal = Principal(str(user[0]), str(user[1]), user[2] is True)
+        token = record.get("token")
+        pending = Pending(
+            str(record.get("hub")),
+            str(record.get("connectionId")),
+            token if isinstance(token, str) else None,
+            principal,
+            time.monotonic(),
+        )
+        self._remember(pending)
+        return pending
+
+    async def _claim_shared(self, pending: Pending) -> bool:
+        store = shared_negotiations(self.ctx.bus)
+        if store is None:
+            return True
+        try:
+            return await store.claim(pending.connection_id, int(CLAIM_TTL_S * 1000))
+        except Exception:
+            return True  # Redis down: the local claim is all there is
+
+    async def _release_shared(self, pending: Pending) -> None:
+        store = shared_negotiations(self.ctx.bus)
+        if store is not None:
+            with contextlib.suppress(Exception):
+                await store.release(pending.connection_id, self._ids(pending))
+
     # ---- WebSocket ---------------------------------------------------------------------------
 
     async def websocket(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -184,7 +250,7 @@ class HubServer:
             return
         self._start_sweeper()
         try:
-            conn, pending = self._admit(scope, send)
+            conn, pending = await self._admit(scope, send)
         except Refused as exc:
             await _deny(scope, send, exc)
             return
@@ -196,8 +262,10 @@ class HubServer:
             log.warning("hub connection failed: %s", type(exc).__name__, extra={"hub": conn.hub})
         finally:
             self._closed(conn, pending)
+            if pending is not None:
+                await self._release_shared(pending)
 
-    def _admit(self, scope: Scope, send: Send) -> tuple[HubConnection, Pending | None]:
+    async def _admit(self, scope: Scope, send: Send) -> tuple[HubConnection, Pending | None]:
         match = _HUB_PATH.match(scope["path"])
         hub = match.group(1) if match else ""
         if hub not in HUBS:
@@ -212,7 +280,7 @@ class HubServer:
         pending: Pending | None = None
         connection_id = query.get("id", [None])[0]
         if connection_id:
-            pending = self.pending.get(connection_id)
+            pending = self.pending.get(connection_id) or await self._fetch_shared(connection_id)
             if pending is None or pending.hub != hub:
                 raise Refused(404, "no connection with this id")
             if pending.active:
@@ -226,6 +294,9 @@ class HubServer:
         self._check_capacity(principal)
         if pending is not None:
             pending.active = True
+            if not await self._claim_shared(pending):  # another process has this id's socket
+                self._forget(pending)  # that process owns it now; ask Redis next time
+                raise Refused(409, "a transport is already connected for this id")
         conn = HubConnection(
             hub=hub,
             connection_id=pending.connection_id if pending else _new_id(),

@@ -251,6 +251,54 @@ class RedisBus:
             self._local.deliver(event)
 
 
+# ---- negotiated ids shared between processes --------------------------------------------------
+
+
+class SharedNegotiations:
+    """Negotiated connection ids that every process can claim: negotiate on A, connect on B.
+
+    ``{prefix}:negotiation:{id}`` holds the negotiation under both its token and its
+    connectionId for the claim window; ``{prefix}:negotiation-claimed:{connectionId}`` is set
+    (NX) by the process whose WebSocket claims it, so a second socket anywhere gets 409.
+    """
+
+    def __init__(self, bus: RedisBus) -> None:
+        self.bus = bus
+
+    def _key(self, id_: str) -> str:
+        return f"{self.bus.prefix}:negotiation:{id_}"
+
+    def _claimed(self, connection_id: str) -> str:
+        return f"{self.bus.prefix}:negotiation-claimed:{connection_id}"
+
+    async def put(self, ids: list[str], record: dict[str, JSONValue], ttl_ms: int) -> None:
+        raw = json.dumps(record, separators=(",", ":"))
+        async with self.bus.redis.pipeline(transaction=False) as pipe:
+            for id_ in ids:
+                pipe.set(self._key(id_), raw, px=ttl_ms)
+            await pipe.execute()
+
+    async def get(self, id_: str) -> dict[str, JSONValue] | None:
+        raw = await self.bus.redis.get(self._key(id_))
+        if raw is None:
+            return None
+        value = json.loads(raw)
+        return value if isinstance(value, dict) else None
+
+    async def claim(self, connection_id: str, ttl_ms: int) -> bool:
+        return bool(await self.bus.redis.set(self._claimed(connection_id), 1, nx=True, px=ttl_ms))
+
+    async def release(self, connection_id: str, ids: list[str]) -> None:
+        await self.bus.redis.delete(self._claimed(connection_id), *(self._key(i) for i in ids))
+
+
+def shared_negotiations(bus: object) -> SharedNegotiations | None:
+    """The cross-process negotiation store when this process runs with Redis, else None."""
+    if isinstance(bus, RedisBus) and bus._redis is not None:
+        return SharedNegotiations(bus)
+    return None
+
+
 # ---- feed leadership ---------------------------------------------------------------------------
 
 

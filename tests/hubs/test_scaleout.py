@@ -19,12 +19,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from websockets.asyncio.client import ClientConnection
-from websockets.exceptions import ConnectionClosed
+from websockets.asyncio.client import ClientConnection, connect
+from websockets.exceptions import ConnectionClosed, InvalidStatus
 
 from mytrader_server.events import Event, Tick, UserEvent
 from mytrader_server.hubs.scaleout import decode_batch, encode_batch
-from tests.hubs.wsclient import RS, open_hub, records
+from tests.hubs.wsclient import RS, open_hub, records, ws_url
 from tests.support.live import LiveServer, scaled, server_env, start_server
 
 # ---- the wire format, no Redis needed --------------------------------------------------------
@@ -259,3 +259,40 @@ async def test_unreachable_redis_keeps_one_process_serving(tmp_path: Path) -> No
         assert (entry["status"], entry["output"]) == ("warn", "redis unreachable")
     finally:
         server.stop()
+
+
+@pytest.mark.redis
+@pytest.mark.slow
+async def test_negotiate_on_one_process_connect_on_another(cluster: Cluster) -> None:
+    """Behind a load balancer without sticky sessions the upgrade may reach another process."""
+    a, b = cluster.a, cluster.b
+    token = a.register("roamer")
+    status, body = a.request("POST", "/hubs/trading/negotiate?negotiateVersion=1", token=token)
+    assert status == 200, body
+    assert isinstance(body, dict)
+    # no credentials on the upgrade: B knows the user from A's negotiation
+    ws = await open_hub(b, f"/hubs/trading?id={body['connectionToken']}")
+    try:
+        for server, id_ in ((a, body["connectionToken"]), (b, body["connectionId"])):
+            with pytest.raises(InvalidStatus) as refused:
+                await connect(ws_url(server, f"/hubs/trading?id={id_}"))
+            assert refused.value.response.status_code == 409
+        status, order = await asyncio.to_thread(
+            a.request, "POST", "/api/orders", {"symbol": "SPY", "qty": "1", "side": "buy"}, token
+        )
+        assert status == 201, order
+        got: list[dict[str, Any]] = []
+        while not any(r.get("target") == "OrderUpdate" for r in got):
+            got += await records(ws)
+    finally:
+        await ws.close()
+    # once closed, the id is gone everywhere (B releases it right after the socket closes)
+    for server in (a, b):
+        deadline = time.monotonic() + scaled(10)
+        while True:
+            with pytest.raises(InvalidStatus) as refused:
+                await connect(ws_url(server, f"/hubs/trading?id={body['connectionToken']}"))
+            if refused.value.response.status_code == 404 or time.monotonic() > deadline:
+                break
+            await asyncio.sleep(0.05)
+        assert refused.value.response.status_code == 404
