@@ -130,7 +130,7 @@ def run_http(step: ResolvedStep, ctx: StepContext) -> StepResult:
             status = resp.status_code
     except httpx.TimeoutException:
         return StepResult("timed_out", f"no answer within {step.timeout_s:g} s")
-    except httpx.HTTPError as exc:
+    except (httpx.HTTPError, httpx.InvalidURL) as exc:
         return StepResult("failed", f"request failed: {type(exc).__name__}: {exc}")
     text = body[:MAX_HTTP_BODY].decode("utf-8", "replace")
     if status in a.expect_status:
@@ -162,6 +162,8 @@ def run_wait(step: ResolvedStep, ctx: StepContext) -> StepResult:
                 if 200 <= resp.status_code < 300:
                     return StepResult("ok", f"HTTP {resp.status_code} after {tries} tries")
                 last = f"HTTP {resp.status_code}"
+            except httpx.InvalidURL as exc:
+                return StepResult("failed", f"invalid URL: {exc}")
             except httpx.HTTPError as exc:
                 last = f"{type(exc).__name__}"
             time.sleep(max(0.0, min(a.interval_s, deadline - time.monotonic())))
@@ -206,6 +208,15 @@ class Runners:
             "wait": self.wait,
             "verify": self.verify,
         }[step.kind]
+
+
+def _guarded(runner: StepRunner, step: ResolvedStep, ctx: StepContext) -> StepResult:
+    """A bug or an unexpected error in a runner is a failed step, recorded, never a crash
+    that leaves the audit log without the step's end."""
+    try:
+        return runner(step, ctx)
+    except Exception as exc:  # recorded as the step's failure
+        return StepResult("failed", f"error in the {step.kind} step: {type(exc).__name__}: {exc}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -262,7 +273,7 @@ def execute(
             raw = (
                 StepResult("failed", "not run: unset " + ", ".join(f"${{{n}}}" for n in unset))
                 if unset
-                else runners.for_step(step)(step, ctx)
+                else _guarded(runners.for_step(step), step, ctx)
             )
         except KeyboardInterrupt:
             audit.append(

@@ -97,3 +97,28 @@ def test_subprocess_verifier_reads_validates_exit_code() -> None:
     assert not result.ok
     assert result.exit_code in (1, 3)
     assert result.summary in ("validate: NO-GO", "validate: INCONCLUSIVE")
+
+
+def test_a_runner_error_is_a_recorded_failed_step(tmp_path: Path) -> None:
+    def broken(step: object, ctx: object) -> object:
+        raise RuntimeError("bug in a runner")
+
+    request = _request(tmp_path, PLAN)
+    runners = Runners(wait=broken)  # type: ignore[arg-type]
+    result = run_rollback(request, resolve(request), redactor=Redactor(), runners=runners)
+    assert result.exit_code == 4
+    ends = [r for r in audit_records(request.audit_file) if r["event"] == "step-end"]
+    assert ends[0]["outcome"] == "failed"
+    assert "RuntimeError: bug in a runner" in str(ends[0]["detail"])
+    assert audit_records(request.audit_file)[-1]["event"] == "rollback-end"
+
+
+def test_http_step_with_an_invalid_url_fails_cleanly(tmp_path: Path) -> None:
+    request = _request(
+        tmp_path,
+        "name: p\nsteps:\n  - {name: hook, kind: http, url: 'not a url {env}'}\n",
+    )
+    result = run_rollback(request, resolve(request), redactor=Redactor())
+    assert result.exit_code == 4
+    ends = [r for r in audit_records(request.audit_file) if r["event"] == "step-end"]
+    assert "request failed" in str(ends[0]["detail"])
