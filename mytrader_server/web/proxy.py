@@ -231,6 +231,8 @@ async def _relay_body(answer: httpx.Response) -> AsyncIterator[bytes]:
             yield chunk
     except httpx.HTTPError as exc:  # the API went away mid-body: the client sees a short body
         log.warning("API response cut short: %s", type(exc).__name__)
+    finally:  # also when the browser goes away mid-body: the pooled connection is released
+        await answer.aclose()
 
 
 class WebSocketRelay:

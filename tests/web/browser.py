@@ -7,15 +7,15 @@ networking (Chromium would otherwise try to reach Google's hosts at every start)
 
 from __future__ import annotations
 
+import importlib.util
 import shutil
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
-import pytest
-
 from tests.support.live import scaled
+from tests.web.support import unavailable
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 CHROMEDRIVER = shutil.which("chromedriver")
@@ -38,11 +38,12 @@ T = TypeVar("T")
 
 def require_browser() -> None:
     """Skip (with the install command) where the browser stack is missing."""
-    pytest.importorskip("selenium", reason="selenium is not installed (pip install selenium)")
+    if importlib.util.find_spec("selenium") is None:
+        unavailable("selenium is not installed (pip install selenium)")
     if CHROMIUM is None:
-        pytest.skip("chromium is not installed (apt-get install chromium)")
+        unavailable("chromium is not installed (apt-get install chromium)")
     if CHROMEDRIVER is None:
-        pytest.skip("chromedriver is not installed (apt-get install chromium-driver)")
+        unavailable("chromedriver is not installed (apt-get install chromium-driver)")
 
 
 def open_browser(width: int = 1280, height: int = 860) -> tuple[Any, str]:

@@ -10,8 +10,21 @@ import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import NoReturn
+
+import pytest
 
 from tests.support.live import scaled
+
+REQUIRE_TOOLS = os.environ.get("MYTRADER_TEST_REQUIRE_SERVICES") == "1"
+
+
+def unavailable(reason: str) -> NoReturn:
+    """Skip with ``reason``; on CI (MYTRADER_TEST_REQUIRE_SERVICES=1) fail instead, so a missing
+    install step in .ci/run shows up as a failure rather than as a green run that tested less."""
+    if REQUIRE_TOOLS:
+        pytest.fail(f"{reason}; required when MYTRADER_TEST_REQUIRE_SERVICES=1")
+    pytest.skip(reason)
 
 
 @dataclass

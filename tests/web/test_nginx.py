@@ -27,7 +27,7 @@ from websockets.exceptions import InvalidStatus
 
 from mytrader_server.web import STATIC_DIR
 from tests.support.live import LiveServer, scaled, server_env, start_server
-from tests.web.support import free_port
+from tests.web.support import free_port, unavailable
 
 pytestmark = [pytest.mark.slow, pytest.mark.nginx]
 CONF = Path(__file__).resolve().parents[2] / "deploy" / "nginx" / "mytrader.conf"
@@ -70,9 +70,9 @@ def site_config(upstream: str, port: int, root: Path) -> str:
 
 def start_nginx(tmp_path: Path, upstream: str) -> Nginx:
     if NGINX is None:
-        pytest.skip("nginx is not installed (apt-get install nginx)")
+        unavailable("nginx is not installed (apt-get install nginx)")
     if not MIME_TYPES.exists():
-        pytest.skip(f"{MIME_TYPES} is missing (Debian's nginx package provides it)")
+        unavailable(f"{MIME_TYPES} is missing (Debian's nginx package provides it)")
     prefix = tmp_path / f"nginx-{time.monotonic_ns()}"
     (prefix / "logs").mkdir(parents=True)
     port = free_port()
@@ -145,7 +145,7 @@ def upstream_of(api: LiveServer) -> str:
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[LiveServer, Nginx]]:
     if NGINX is None:
-        pytest.skip("nginx is not installed (apt-get install nginx)")
+        unavailable("nginx is not installed (apt-get install nginx)")
     tmp = tmp_path_factory.mktemp("nginx")
     api = start_server(tmp, server_env(tmp / "data"))
     nginx = start_nginx(tmp, upstream_of(api))
