@@ -56,6 +56,7 @@ class RollbackRequest:
     evidence: Mapping[str, object] | None = None  # e.g. the trigger that fired
     new: bool = False
     overrides: Mapping[str, str] | None = None  # --set name=value
+    rollback_id: str | None = None  # pin an id (a monitor resuming its own rollback)
 
     @property
     def audit_file(self) -> Path:
@@ -72,8 +73,8 @@ def resolve(request: RollbackRequest) -> ResolvedPlan:
             listed = ", ".join(known) or "none defined in the plan"
             raise RollbackUsageError(f"--env NAME is required (environments: {listed})")
         env = known[0]
-    rid = None
-    if request.new:
+    rid = request.rollback_id
+    if request.new and rid is None:
         base = rollback_id_for(loaded.sha256, env, request.to_version)
         rid = f"{base}-{dt.datetime.now(dt.UTC):%Y%m%dT%H%M%SZ}"
     return plan_rollback(loaded, env, request.to_version, request.reason, rid, request.overrides)
