@@ -5,8 +5,9 @@
 - ``protocol``: the sans-I/O hub protocol (framing, handshake, messages, .NET's error strings);
 - ``connection``: one WebSocket connection, its bounded send queue and single writer task;
 - ``fanout``: who receives which tick or user event; ``streams``: ``StreamPrices``;
-- ``methods``: the hub methods and the dispatcher; ``endpoint``: negotiate, connect, keep-alive,
-  health, shutdown; ``scaleout``: the Redis bus and the market-data feed leader election.
+- ``methods``: the hub methods and the dispatcher; ``negotiation``: negotiated connection ids;
+- ``endpoint``: negotiate, connect, keep-alive, health, shutdown;
+- ``scaleout``: the Redis bus, shared negotiations and the market-data feed leader election.
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """The HTTP and WebSocket side of the hubs: negotiate, connect, keep-alive, shutdown, health.
 
 - ``POST /hubs/{hub}/negotiate[?negotiateVersion=N]`` registers a connection id (and, for v1, a
-  secret connection token) that a WebSocket may claim within ``PENDING_TTL_S``.
+  secret connection token) that a WebSocket may claim (``negotiation``).
 - ``GET /hubs/{hub}?id=...`` (WebSocket) claims it; no ``id`` means skipNegotiation. Refusals
   (404 unknown id, 409 id already connected, 401, 403, 429 per-user cap, 503) are HTTP responses
   to the upgrade, sent before accepting, as ASP.NET Core does.
@@ -18,10 +18,8 @@ import contextlib
 import json
 import logging
 import re
-import secrets
 import time
-from collections import Counter, OrderedDict
-from dataclasses import dataclass
+from collections import Counter
 from typing import Final
 from urllib.parse import parse_qs
 
@@ -32,7 +30,6 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from mytrader_server.auth.tokens import Principal
 from mytrader_server.context import ComponentHealth, ServerContext
 from mytrader_server.errors import TradingError
-from mytrader_server.events import JSONValue
 from mytrader_server.hubs.connection import (
     CLOSE_GOING_AWAY,
     CLOSE_INTERNAL,
@@ -41,6 +38,7 @@ from mytrader_server.hubs.connection import (
 )
 from mytrader_server.hubs.fanout import FanOut
 from mytrader_server.hubs.methods import HUBS, Dispatcher, HubServices
+from mytrader_server.hubs.negotiation import Negotiations, Pending, new_id
 from mytrader_server.hubs.protocol import (
     ERROR_CLOSED,
     ERROR_HANDSHAKE_CANCELED,
@@ -48,30 +46,14 @@ from mytrader_server.hubs.protocol import (
     ConnectionState,
     encode_close,
 )
-from mytrader_server.hubs.scaleout import shared_negotiations
 from mytrader_server.trading.engine import OrderEngine
 
 log = logging.getLogger(__name__)
 
-PENDING_TTL_S: Final = 60.0
-CLAIM_TTL_S: Final = 2 * PENDING_TTL_S  # outlives the negotiation it guards
-MAX_PENDING: Final = 10_000
 SHUTDOWN_WAIT_S: Final = 3.0
 SHUTDOWN_MESSAGE: Final = "Server is shutting down."
 TRANSPORTS: Final = [{"transport": "WebSockets", "transferFormats": ["Text", "Binary"]}]
 _HUB_PATH = re.compile(r"^/hubs/([a-z-]+)/?$")
-
-
-@dataclass(slots=True)
-class Pending:
-    """A negotiated connection id, waiting for (or claimed by) its WebSocket."""
-
-    hub: str
-    connection_id: str
-    token: str | None
-    principal: Principal | None
-    created: float
-    active: bool = False
 
 
 class Refused(Exception):
@@ -79,10 +61,6 @@ class Refused(Exception):
         super().__init__(message)
         self.status = status
         self.message = message
-
-
-def _new_id() -> str:
-    return secrets.token_urlsafe(16)
 
 
 class HubServer:
@@ -93,7 +71,7 @@ class HubServer:
         self.settings = ctx.settings
         self.fanout = FanOut()
         self.dispatch = Dispatcher(HubServices(self.fanout, ctx.market, engine))
-        self.pending: OrderedDict[str, Pending] = OrderedDict()
+        self.negotiations = Negotiations(ctx.bus)
         self.connections: set[HubConnection] = set()
         self.per_user: Counter[str] = Counter()
         self.shutting_down = False
@@ -157,90 +135,13 @@ class HubServer:
             version = min(max(int(request.query_params.get("negotiateVersion", "0")), 0), 1)
         except ValueError:
             version = 0
-        connection_id = _new_id()
-        token = _new_id() if version >= 1 else None
-        pending = Pending(hub, connection_id, token, principal, time.monotonic())
-        self._remember(pending)
-        await self._share(pending)
+        pending = await self.negotiations.create(hub, principal, version)
+        connection_id, token = pending.connection_id, pending.token
         body: dict[str, object] = {"connectionId": connection_id, "negotiateVersion": version}
         if token is not None:
             body["connectionToken"] = token
         body["availableTransports"] = TRANSPORTS
         return JSONResponse(body, headers={"Cache-Control": "no-store"})
-
-    def _remember(self, pending: Pending) -> None:
-        while len(self.pending) >= MAX_PENDING * 2:
-            self.pending.popitem(last=False)
-        self.pending[pending.connection_id] = pending
-        if pending.token is not None:
-            self.pending[pending.token] = pending
-
-    def _forget(self, pending: Pending) -> None:
-        self.pending.pop(pending.connection_id, None)
-        if pending.token is not None:
-            self.pending.pop(pending.token, None)
-
-    # ---- negotiations shared through Redis (scale-out) ----------------------------------------
-
-    def _ids(self, pending: Pending) -> list[str]:
-        return [pending.connection_id] + ([pending.token] if pending.token else [])
-
-    async def _share(self, pending: Pending) -> None:
-        store = shared_negotiations(self.ctx.bus)
-        if store is None:
-            return
-        p = pending.principal
-        record: dict[str, JSONValue] = {
-            "hub": pending.hub,
-            "connectionId": pending.connection_id,
-            "token": pending.token,
-            "user": None if p is None else [p.user_id, p.username, p.is_admin],
-        }
-        try:
-            await store.put(self._ids(pending), record, int(PENDING_TTL_S * 1000))
-        except Exception as exc:  # this process can still take the connection itself
-            log.warning("could not share a negotiation: %s", type(exc).__name__)
-
-    async def _fetch_shared(self, id_: str) -> Pending | None:
-        store = shared_negotiations(self.ctx.bus)
-        if store is None:
-            return None
-        try:
-            record = await store.get(id_)
-        except Exception as exc:
-            log.warning("could not look a negotiation up: %s", type(exc).__name__)
-            return None
-        if record is None or self.pending.get(id_) is not None:
-            return self.pending.get(id_)
-        user = record.get("user")
-        principal = None
-        if isinstance(user, list) and len(user) == 3:
-            principal = Principal(str(user[0]), str(user[1]), user[2] is True)
-        token = record.get("token")
-        pending = Pending(
-            str(record.get("hub")),
-            str(record.get("connectionId")),
-            token if isinstance(token, str) else None,
-            principal,
-            time.monotonic(),
-        )
-        self._remember(pending)
-        return pending
-
-    async def _claim_shared(self, pending: Pending) -> bool:
-        store = shared_negotiations(self.ctx.bus)
-        if store is None:
-            return True
-        try:
-            return await store.claim(pending.connection_id, int(CLAIM_TTL_S * 1000))
-        except Exception:
-            return True  # Redis down: the local claim is all there is
-
-    async def _release_shared(self, pending: Pending) -> None:
-        store = shared_negotiations(self.ctx.bus)
-        if store is not None:
-            with contextlib.suppress(Exception):
-                await store.release(pending.connection_id, self._ids(pending))
 
     # ---- WebSocket ---------------------------------------------------------------------------
 
@@ -263,7 +164,7 @@ class HubServer:
         finally:
             self._closed(conn, pending)
             if pending is not None:
-                await self._release_shared(pending)
+                await self.negotiations.release(pending)
 
     async def _admit(self, scope: Scope, send: Send) -> tuple[HubConnection, Pending | None]:
         match = _HUB_PATH.match(scope["path"])
@@ -280,7 +181,7 @@ class HubServer:
         pending: Pending | None = None
         connection_id = query.get("id", [None])[0]
         if connection_id:
-            pending = self.pending.get(connection_id) or await self._fetch_shared(connection_id)
+            pending = await self.negotiations.find(connection_id)
             if pending is None or pending.hub != hub:
                 raise Refused(404, "no connection with this id")
             if pending.active:
@@ -292,14 +193,11 @@ class HubServer:
         if HUBS[hub].requires_auth and principal is None:
             raise Refused(401, "missing bearer token")
         self._check_capacity(principal)
-        if pending is not None:
-            pending.active = True
-            if not await self._claim_shared(pending):  # another process has this id's socket
-                self._forget(pending)  # that process owns it now; ask Redis next time
-                raise Refused(409, "a transport is already connected for this id")
+        if pending is not None and not await self.negotiations.claim(pending):
+            raise Refused(409, "a transport is already connected for this id")
         conn = HubConnection(
             hub=hub,
-            connection_id=pending.connection_id if pending else _new_id(),
+            connection_id=pending.connection_id if pending else new_id(),
             principal=principal,
             send=send,
             max_queue=self.settings.hub_send_queue,
@@ -321,8 +219,6 @@ class HubServer:
             self.per_user[conn.user_id] -= 1
             if self.per_user[conn.user_id] <= 0:
                 del self.per_user[conn.user_id]
-        if pending is not None:
-            self._forget(pending)
         self.ctx.metrics.hub_connections.labels(conn.hub).dec()
 
     def _flush_counts(self) -> None:
@@ -373,13 +269,7 @@ class HubServer:
                 elif now - conn.last_sent >= s.hub_keepalive_s and conn.queued == 0:
                     conn.push(PING)
                     conn.last_sent = now  # the writer updates it again when the ping leaves
-        expired = [
-            key
-            for key, p in self.pending.items()
-            if not p.active and now - p.created >= PENDING_TTL_S
-        ]
-        for key in expired:
-            del self.pending[key]
+        self.negotiations.expire(now)
 
     # ---- health and shutdown -----------------------------------------------------------------
 
