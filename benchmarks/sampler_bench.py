@@ -158,7 +158,7 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--seconds", type=float, default=5)
-    parser.add_argument("--rate", type=float, default=200)
+    parser.add_argument("--rate", type=float, default=100)
     parser.add_argument("--cpu-rate", type=float, default=2000)
     parser.add_argument("--child", nargs=5)
     args = parser.parse_args()
@@ -208,6 +208,8 @@ def main() -> None:
         "help_ms": statistics.median(helps),
         "import_typer_ms": statistics.median(typers),
     }
+    result["loadavg_1min_after"] = os.getloadavg()[0]
+    result["cpus"] = float(os.cpu_count() or 1)
     result["p50_delta_ms"] = result["sampler_p50_ms"] - result["wrk_p50_ms"]
     result["p99_ratio"] = result["sampler_p99_ms"] / result["wrk_p99_ms"]
     result["help_ratio"] = result["help_ms"] / result["import_typer_ms"]

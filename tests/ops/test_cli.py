@@ -125,3 +125,10 @@ def test_runbook_for_every_check_id() -> None:
                 "## Who decides",
             ):
                 assert section in text, f"{path.name} lacks {section}"
+
+
+def test_secret_in_a_mistyped_url_is_not_echoed() -> None:
+    res = run_cli("validate", "--target", "http://bob:hunter2-canary@db.internal:5432/x?token=abc")
+    assert res.code in (1, 2, 3)
+    assert "hunter2-canary" not in res.stdout + res.stderr
+    assert "token=abc" not in res.stdout + res.stderr
