@@ -14,7 +14,7 @@ from typing import NoReturn
 
 import pytest
 
-from tests.support.live import scaled
+from tests.support.live import LiveServer, scaled
 
 REQUIRE_TOOLS = os.environ.get("MYTRADER_TEST_REQUIRE_SERVICES") == "1"
 
@@ -77,3 +77,24 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
+
+
+def start_api_on_port(tmp_path: Path, env: dict[str, str], port: int) -> LiveServer:
+    """``mytrader-server`` on a fixed port, so a test can stop it and bring it back at the same
+    address (the front's ``--backend`` does not change)."""
+    stamp = time.monotonic_ns()
+    ready = tmp_path / f"api-ready-{stamp}.url"
+    log_path = tmp_path / f"api-{stamp}.log"
+    cmd = [sys.executable, "-m", "mytrader_server", "--port", str(port), "--ready-file", str(ready)]
+    with open(log_path, "wb") as log:
+        process = subprocess.Popen(cmd, env=env, stdout=log, stderr=subprocess.STDOUT)
+    deadline = time.monotonic() + scaled(30)
+    while time.monotonic() < deadline:
+        if ready.exists():
+            data_dir = Path(env["MYTRADER_DATA_DIR"])
+            return LiveServer(ready.read_text().strip(), process, env, data_dir, log_path)
+        if process.poll() is not None:
+            raise RuntimeError(f"API exited with {process.returncode}: {log_path.read_text()}")
+        time.sleep(0.05)
+    process.kill()
+    raise RuntimeError(f"API did not start in time: {log_path.read_text()}")

@@ -15,9 +15,9 @@ from urllib.parse import urlsplit
 import jwt
 import pytest
 
-from tests.support.live import LiveServer, server_env, start_server
+from tests.support.live import LiveServer, server_env
 from tests.web.browser import screenshot, wait_until
-from tests.web.support import WebFront, free_port, start_web
+from tests.web.support import WebFront, free_port, start_api_on_port, start_web
 
 pytestmark = [pytest.mark.slow, pytest.mark.browser]
 PASSWORD = "correct-horse-battery"
@@ -25,7 +25,8 @@ PASSWORD = "correct-horse-battery"
 
 @pytest.fixture
 def stack(tmp_path: Path) -> Iterator[tuple[LiveServer, WebFront]]:
-    api = start_server(tmp_path, server_env(tmp_path / "data", MYTRADER_FEED_INTERVAL_S="0.1"))
+    env = server_env(tmp_path / "data", MYTRADER_FEED_INTERVAL_S="0.1")
+    api = start_api_on_port(tmp_path, env, free_port())
     web = start_web(tmp_path, api.url, free_port())
     try:
         yield api, web
@@ -157,6 +158,7 @@ def test_a_trading_session_end_to_end(
     assert "Reconnecting" in text_of(browser, "#conn-state")
     screenshot(browser, "reconnecting")
     restarted = start_web(tmp_path, api.url, web.port)
+    running: list[LiveServer] = []
     try:
         wait_until(browser, lambda d: conn_state(d) == "connected", timeout=40, what="reconnected")
         before = text_of(browser, price_cell)
@@ -169,6 +171,16 @@ def test_a_trading_session_end_to_end(
             lambda d: text_of(d, "#positions tr[data-symbol=AAPL] .qty") == "5",
             what="the position after reconnecting",
         )
+
+        # The API itself restarts (same address, same data): the relay closes, negotiate
+        # answers 502 from the front meanwhile, and the app comes back on its own.
+        api.stop()
+        wait_until(browser, lambda d: conn_state(d) == "reconnecting", what="API down")
+        running.append(start_api_on_port(tmp_path, api.env, int(api.url.rsplit(":", 1)[1])))
+        wait_until(browser, lambda d: conn_state(d) == "connected", timeout=40, what="API back")
+        before = text_of(browser, price_cell)
+        wait_until(browser, lambda d: text_of(d, price_cell) != before, what="prices after")
+        assert text_of(browser, "#positions tr[data-symbol=AAPL] .qty") == "5"
 
         # Phone-sized screen: one column, nothing wider than the viewport.
         browser.set_window_size(390, 844)
@@ -194,6 +206,8 @@ def test_a_trading_session_end_to_end(
         assert stored == [["mytrader.accessToken"], []]
     finally:
         restarted.stop()
+        for server in running:
+            server.stop()
 
 
 def test_stored_token_is_dropped_when_expired_or_rejected(
