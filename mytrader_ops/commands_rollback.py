@@ -27,11 +27,31 @@ def _fail(message: str, code: int) -> NoReturn:
     raise typer.Exit(code)
 
 
-def _default_plan() -> Path | None:
+PLAN_VAR = "MYTRADER_OPS_ROLLBACK_PLAN"
+
+
+def _find_plan(given: Path | None) -> Path:
+    """--plan FILE, or the name of a shipped plan (`kubernetes`), or $MYTRADER_OPS_ROLLBACK_PLAN.
+
+    There is deliberately no silent default: running the wrong plan is worse than asking.
+    """
     from mytrader_ops.resources import data_dir
 
-    candidate = data_dir("rollback") / "local-mytrader.yaml"
-    return candidate if candidate.is_file() else None
+    shipped_dir = data_dir("rollback")
+    shipped = sorted(p.stem for p in shipped_dir.glob("*.yaml"))
+    raw = str(given) if given is not None else os.environ.get(PLAN_VAR)
+    if not raw:
+        _fail(
+            f"no plan: pass --plan FILE (or a shipped plan: {', '.join(shipped)}) "
+            f"or set {PLAN_VAR}",
+            2,
+        )
+    path = Path(raw)
+    if path.is_file():
+        return path
+    if raw in shipped:
+        return shipped_dir / f"{raw}.yaml"
+    _fail(f"plan {raw!r} not found (shipped plans: {', '.join(shipped)})", 2)
 
 
 def _evidence(raw: str | None) -> dict[str, object] | None:
@@ -57,8 +77,9 @@ def rollback(
         Path | None,
         typer.Option(
             "--plan",
-            help="Rollback plan YAML (see rollback/README.md). Default: the shipped "
-            "local-mytrader.yaml.",
+            help="Rollback plan YAML, or a shipped plan's name (systemd, kubernetes, "
+            "docker-compose, nginx-blue-green, local-mytrader). Default: "
+            "$MYTRADER_OPS_ROLLBACK_PLAN.",
             dir_okay=False,
         ),
     ] = None,
@@ -144,9 +165,7 @@ def rollback(
     )
 
     redactor = Redactor()
-    plan_file = plan or _default_plan()
-    if plan_file is None:
-        _fail("no --plan given and no shipped local plan found", 2)
+    plan_file = _find_plan(plan)
     if reason is None:
         if dry_run:
             reason = "(dry run)"

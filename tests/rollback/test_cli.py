@@ -396,3 +396,25 @@ def test_confirmation_is_asked_on_a_terminal(
     assert "Roll back 'staging' now?" in out
     assert "[1] command work" in out  # the plan is shown before the question
     assert ran.exists() == (answer == "y")
+
+
+def test_plan_is_never_silently_defaulted(tmp_path: Path) -> None:
+    done = run_cli("--env", "staging", "--reason", "r", "--dry-run")
+    assert done.returncode == 2
+    assert "no plan" in done.stderr
+    assert "kubernetes" in done.stderr  # the shipped plans are listed
+    by_name = run_cli("--plan", "kubernetes", "--env", "staging", "--to", "41", "--dry-run")
+    assert by_name.returncode == 0, by_name.stderr
+    assert "--to-revision=41" in by_name.stdout
+    from_env = run_cli(
+        "--env",
+        "staging",
+        "--to",
+        "41",
+        "--dry-run",
+        env=clean_env(MYTRADER_OPS_ROLLBACK_PLAN="kubernetes"),
+    )
+    assert from_env.returncode == 0, from_env.stderr
+    missing = run_cli("--plan", str(tmp_path / "nope.yaml"), "--reason", "r", "--dry-run")
+    assert missing.returncode == 2
+    assert "not found" in missing.stderr
