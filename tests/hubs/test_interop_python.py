@@ -301,3 +301,27 @@ def test_signalrcore_portfolio_with_auth(hub_server: LiveServer) -> None:
         assert [(p["symbol"], p["qty"]) for p in updates[-1]["positions"]] == [("NVDA", "2")]
     finally:
         conn.stop()
+
+
+async def test_pysignalr_skip_negotiation(hub_server: LiveServer) -> None:
+    """pysignalr's transport can skip negotiate (its client class does not expose the flag);
+    without negotiate it needs the ws:// form of the URL."""
+    client = SignalRClient(hub_server.url.replace("http://", "ws://") + "/hubs/market-data")
+    client._transport._skip_negotiation = True
+    task = await _open(client)
+    try:
+        reply = await _invoke(client, "SubscribeToSymbols", [["SOLUSD"]])
+        assert reply.result == ["SOLUSD"]
+    finally:
+        await _close(task)
+
+
+def test_signalrcore_access_token_query(hub_server: LiveServer) -> None:
+    """signalrcore keeps a query string on the hub URL: the browser-style access_token works."""
+    token = hub_server.register("core-query")
+    conn = _core(f"{hub_server.url}/hubs/trading?access_token={token}")
+    _core_start(conn)
+    try:
+        assert _core_invoke(conn, "GetOpenOrders", []).result == []
+    finally:
+        conn.stop()
