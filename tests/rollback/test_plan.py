@@ -5,6 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from mytrader_ops.errors import ConfigError
 from mytrader_ops.resources import data_dir
@@ -189,3 +191,16 @@ def test_shipped_plans_parse_and_resolve(path: Path) -> None:
     plan = plan_rollback(loaded, env, "v1", "example")
     assert any(s.kind == "verify" for s in plan.steps), "every shipped plan verifies"
     assert format_plan(plan)
+
+
+@settings(max_examples=300, deadline=None)
+@given(value=st.text(min_size=1).filter(lambda v: v.strip() and not v.startswith("-")))
+def test_any_operator_value_reaches_the_program_verbatim(value: str) -> None:
+    plan = plan_rollback(parse_plan(BASIC), "staging", value, value)
+    action = plan.steps[0].action
+    assert isinstance(action, ResolvedCommand)
+    argv = [t.render({}) for t in action.argv]
+    assert len(argv) == 7
+    assert argv[4] == value
+    assert argv[6] == value.strip()
+    assert plan.secret_names == ("HOOK_URL",)  # a value never creates a secret reference
