@@ -161,3 +161,16 @@ def test_monitor_file_problems_name_their_line(tmp_path: Path) -> None:
     text = str(info.value)
     assert ":5:" in text  # the literal webhook URL (secrets must be ${ENV} references)
     assert ":7:" in text  # no consecutive/for bound
+
+
+def test_documented_monitor_config_is_valid(tmp_path: Path) -> None:
+    import re
+
+    text = (Path(__file__).resolve().parents[2] / "docs" / "monitor.md").read_text()
+    match = re.search(r"```yaml\n(.*?)```", text, re.S)
+    assert match is not None
+    f = tmp_path / "monitor.yaml"
+    f.write_text(match.group(1))
+    loaded = load_monitor_file(f)
+    assert loaded.triggers is not None
+    assert loaded.rollback is not None
