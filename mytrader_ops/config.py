@@ -109,6 +109,10 @@ class HttpCheck(CheckBase):
     auth: bool = False
     expect_status: list[Annotated[int, Field(ge=100, le=599)]] = [200]
     json_assert: list[JsonAssertion] = Field(default=[], alias="json")
+    headers: dict[str, str] = Field(default={}, description="Extra request headers.")
+    expect_headers: dict[str, str] = Field(
+        default={}, description="Response header name -> text its value must contain."
+    )
     max_latency_ms: Annotated[float, Field(gt=0)] | None = None
     max_bytes: Annotated[int, Field(gt=0, le=64 * 1024 * 1024)] = 4 * 1024 * 1024
 

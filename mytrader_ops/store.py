@@ -28,6 +28,11 @@ def default_store() -> Path:
     return Path(base) / "mytrader-ops" / "runs.db"
 
 
+def _like_prefix(text: str) -> str:
+    escaped = text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return escaped + "%"
+
+
 class RunStore:
     def __init__(self, path: Path) -> None:
         self.path = path
@@ -64,8 +69,9 @@ class RunStore:
                 ).fetchall()
             else:
                 rows = conn.execute(
-                    "SELECT document FROM runs WHERE run_id = ? OR run_id LIKE ? LIMIT 2",
-                    (run_id, run_id.replace("%", "").replace("_", "\\_") + "%"),
+                    "SELECT document FROM runs WHERE run_id = ? OR run_id LIKE ? ESCAPE '\\' "
+                    "LIMIT 2",
+                    (run_id, _like_prefix(run_id)),
                 ).fetchall()
         if not rows:
             raise StoreError(f"no stored run {run_id!r} in {self.path}")

@@ -32,7 +32,7 @@ def error_body(body: bytes) -> str | None:
 
 async def probe_http(ctx: ProbeContext, check: HttpCheck) -> Observation:
     async def body(log: StepLog) -> str | None:
-        headers: dict[str, str] = {"Accept": "application/json"}
+        headers: dict[str, str] = {"Accept": "application/json", **check.headers}
         if check.auth:
             token, reason = await ctx.token()
             if token is None:
@@ -51,6 +51,12 @@ async def probe_http(ctx: ProbeContext, check: HttpCheck) -> Observation:
             )
             return None
         log.ok("status", f"HTTP {got.status}", got.elapsed_ms)
+        for name, want in check.expect_headers.items():
+            value = got.headers.get(name)
+            if value is not None and want.lower() in value.lower():
+                log.ok(f"header {name}", value[:80])
+            else:
+                log.fail(f"header {name}", f"expected to contain {want!r}, got {value!r}")
         if got.status < 300:
             err = error_body(got.body) if not check.json_assert else None
             if err is not None:

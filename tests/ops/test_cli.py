@@ -59,7 +59,6 @@ def test_validate_help_documents_contract() -> None:
         (("validate", "--target", "http://x", "--env", "prod"), "unknown environment 'prod'"),
         (("validate", "--bogus"), "No such option"),
         (("config", "check", "/nonexistent.yaml"), "cannot read"),
-        (("report", "nope", "--store", "/tmp/mytrader-ops-test-empty.db"), "no stored run"),
         (("report", "diff", "a"), "usage"),
     ],
 )
@@ -132,3 +131,9 @@ def test_secret_in_a_mistyped_url_is_not_echoed() -> None:
     assert res.code in (1, 2, 3)
     assert "hunter2-canary" not in res.stdout + res.stderr
     assert "token=abc" not in res.stdout + res.stderr
+
+
+def test_unknown_stored_run_is_a_usage_error(tmp_path: Path) -> None:
+    res = run_cli("report", "nope", "--store", str(tmp_path / "runs.db"))
+    assert res.code == 2
+    assert "no stored run 'nope'" in res.stderr

@@ -355,3 +355,21 @@ async def test_c15_flapping_endpoint_counts_every_failure(serve: Serve) -> None:
     assert verdict.status is Status.FAIL
     assert f"n={n}" in verdict.summary
     assert 0.25 < errors / n < 0.40
+
+
+async def test_header_assertions(serve: Serve) -> None:
+    async def with_headers(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await read_request(reader)
+        writer.write(response(200, b"{}", extra="Cache-Control: no-store, no-cache\r\n"))
+        await writer.drain()
+
+    server = serve(with_headers)
+    good = http_check(expect_headers={"cache-control": "NO-STORE"})
+    bad = http_check(expect_headers={"strict-transport-security": "max-age"})
+    async with context(server.url) as ctx:
+        assert judge_observation(CheckMeta("c", "t"), await probe_http(ctx, good)).status is (
+            Status.PASS
+        )
+        verdict = judge_observation(CheckMeta("c", "t"), await probe_http(ctx, bad))
+    assert verdict.status is Status.FAIL
+    assert "strict-transport-security failed" in verdict.summary
