@@ -142,6 +142,10 @@ def test_a_trading_session_end_to_end(
     wait_until(browser, lambda d: text_of(d, "#pf-cash") not in ("", "$100,000.00"), what="cash")
     assert by(browser, "#positions-empty").is_displayed() is False
     screenshot(browser, "trading-desktop")
+    dark = [{"name": "prefers-color-scheme", "value": "dark"}]
+    browser.execute_cdp_cmd("Emulation.setEmulatedMedia", {"features": dark})
+    screenshot(browser, "trading-desktop-dark")
+    browser.execute_cdp_cmd("Emulation.setEmulatedMedia", {"features": []})
 
     # Cancel the resting order from its row; it moves to recent activity.
     by(browser, "#open-orders tr[data-symbol=MSFT] button").click()
