@@ -307,6 +307,7 @@ def run_monitor(
 
         exporter = Exporter(req.metrics_port)
         observers.append(exporter)
+        err.write(f"Monitor metrics: http://127.0.0.1:{exporter.port}/metrics\n")
     err.write(
         redactor.redact(
             f"Watching {plan.target} ({plan.env_name}), phase {phase}: window "

@@ -174,3 +174,26 @@ def test_documented_monitor_config_is_valid(tmp_path: Path) -> None:
     loaded = load_monitor_file(f)
     assert loaded.triggers is not None
     assert loaded.rollback is not None
+
+
+def test_exporter_serves_the_monitor_figures() -> None:
+    import urllib.request
+
+    from mytrader_ops.monitor.aggregate import Totals
+    from mytrader_ops.monitor.exporter import Exporter
+    from mytrader_ops.monitor.rules import fold
+    from mytrader_ops.triggers import default_triggers
+
+    exporter = Exporter(0)
+    try:
+        w = WindowSummary(0, 0.0, 1.0, requests=100, errors=20, p95_ms=250.0)
+        board = fold(default_triggers(), [w])
+        exporter.window(w, list(board.statuses.values()), Totals(1800.0, 100.0, 0.0))
+        url = f"http://127.0.0.1:{exporter.port}/metrics"
+        with urllib.request.urlopen(url, timeout=5) as resp:
+            text = resp.read().decode()
+    finally:
+        exporter.close()
+    assert "mytrader_monitor_error_rate 0.2" in text
+    assert "mytrader_monitor_latency_p95_seconds 0.25" in text
+    assert 'mytrader_monitor_trigger_state{trigger="error-rate-above-10pct"} 1.0' in text
