@@ -2,9 +2,11 @@
 
 - ``static/``: the browser app, plain ES modules and CSS with no build step; it talks to the API
   under ``/api`` and to the SignalR hubs under ``/hubs`` on its own origin.
-- ``proxy``: an ASGI app that serves ``static/`` and relays ``/api/*`` and ``/hubs/*`` (WebSocket
-  upgrades included) to the API, adding forwarding headers.
-- ``server``: runs that app under uvicorn (the ``web`` command).
+- ``proxy``: the ASGI app that serves ``static/`` and relays ``/api/*`` and ``/hubs/*``
+  (WebSocket upgrades included) to the API; its ``ProxyConfig``.
+- ``relay``: one HTTP request or one WebSocket relayed, and the 502/504/413 answers.
+- ``headers``: the pure header rules (forwarding, hop-by-hop, close codes, security headers).
+- ``server``: runs the app under uvicorn (the ``web`` command).
 
 In production nginx does the same job: ``deploy/nginx/mytrader.conf``.
 """

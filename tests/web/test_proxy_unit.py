@@ -8,14 +8,13 @@ import httpx
 import pytest
 from starlette.testclient import TestClient
 
-from mytrader_server.web.proxy import (
-    ProxyConfig,
-    create_web_app,
+from mytrader_server.web.headers import (
     downstream_response_headers,
     forwarding_headers,
     sendable_close_code,
     upstream_request_headers,
 )
+from mytrader_server.web.proxy import ProxyConfig, create_web_app
 from mytrader_server.web.server import RedactTokens
 
 
