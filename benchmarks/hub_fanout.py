@@ -453,8 +453,8 @@ def report(results: list[dict[str, Any]], args: argparse.Namespace, elapsed: flo
         f"round(s); server pinned to CPU 0, client to CPU 1; Python {sys.version.split()[0]}).",
         "",
         "| server | phase | delivered/offered | msg/s | frames/s | p50 ms | p99 ms | max ms "
-        "| server CPU |",
-        "|---|---|---|---|---|---|---|---|---|",
+        "| server CPU | server CPU µs/msg |",
+        "|---|---|---|---|---|---|---|---|---|---|",
     ]
     for kind in KINDS:
         for phase in (rate, top):
@@ -462,11 +462,12 @@ def report(results: list[dict[str, Any]], args: argparse.Namespace, elapsed: flo
             ratio = statistics.median(p["delivered"] / p["offered"] for p in rs)
             fps = statistics.median(p["frames"] / p["wall_s"] for p in rs)
             cpu = statistics.median(p["server_cpu_s"] / p["wall_s"] for p in rs)
+            per_msg = statistics.median(1e6 * p["server_cpu_s"] / p["delivered"] for p in rs)
             lines.append(
                 f"| {kind} | {phase} | {ratio:.5f} | {med(kind, phase, 'msg_per_s'):,.0f} "
                 f"| {fps:,.0f} | {med(kind, phase, 'p50_ms'):.1f} "
                 f"| {med(kind, phase, 'p99_ms'):.1f} | {med(kind, phase, 'max_ms'):.1f} "
-                f"| {100 * cpu:.0f}% |"
+                f"| {100 * cpu:.0f}% | {per_msg:.1f} |"
             )
     ours_ratio = min(
         r["phases"][p]["delivered"] / r["phases"][p]["offered"]
