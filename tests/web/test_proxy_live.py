@@ -167,6 +167,35 @@ async def test_hub_websocket_is_relayed_both_ways(stack: tuple[LiveServer, WebFr
         assert args[0]["symbol"] == "AAPL"
 
 
+def _hub_connections(api: LiveServer) -> float:
+    text = httpx.get(api.url + "/metrics").text
+    return sum(
+        float(line.rsplit(" ", 1)[1])
+        for line in text.splitlines()
+        if line.startswith("mytrader_hub_connections{")
+    )
+
+
+async def test_browser_leaving_releases_the_api_connection(
+    stack: tuple[LiveServer, WebFront],
+) -> None:
+    """A relay must not outlive its browser: closing (or dropping) the client side closes the
+    API side, so proxies never pile up idle hub connections."""
+    api, web = stack
+    baseline = _hub_connections(api)
+    ws = await connect(ws_url(web, "/hubs/market-data"))
+    await _handshake(ws)
+    dropped = await connect(ws_url(web, "/hubs/market-data"))
+    await _handshake(dropped)
+    assert _hub_connections(api) == baseline + 2
+    await ws.close()
+    dropped.transport.abort()  # no close frame at all: the TCP connection just goes
+    deadline = time.monotonic() + scaled(10)
+    while _hub_connections(api) != baseline:
+        assert time.monotonic() < deadline, _hub_connections(api)
+        await asyncio.sleep(0.05)
+
+
 async def test_authenticated_hub_with_access_token_query(
     stack: tuple[LiveServer, WebFront],
 ) -> None:
