@@ -39,6 +39,7 @@ class Limit:
     threshold: float
     unit: str = "ms"
     comparator: str = "<="
+    label: str = ""
 
     def holds(self, observed: float) -> bool:
         if self.comparator == "<=":
@@ -90,7 +91,13 @@ def judge_observation(meta: CheckMeta, obs: Observation, limits: tuple[Limit, ..
     """Judge a probe observation: steps must pass and every limit must hold."""
     evidence = tuple(describe_step(s) for s in obs.steps)
     measurements = tuple(
-        Measurement(lim.value, obs.values.get(lim.value), lim.unit, lim.threshold, lim.comparator)
+        Measurement(
+            lim.label or lim.value,
+            obs.values.get(lim.value),
+            lim.unit,
+            lim.threshold,
+            lim.comparator,
+        )
         for lim in limits
     )
     extra = {"evidence": evidence, "measurements": measurements, "label": obs.label}

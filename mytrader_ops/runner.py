@@ -70,13 +70,15 @@ def _meta(check: Check) -> CheckMeta:
 
 def _limits(check: Check) -> tuple[Limit, ...]:
     if isinstance(check, HttpCheck | HealthCheck) and check.max_latency_ms is not None:
-        return (Limit("latency_ms", check.max_latency_ms),)
+        return (Limit("latency_ms", check.max_latency_ms, label="latency"),)
     if isinstance(check, FrontendCheck):
-        return (Limit("load_ms", check.max_load_ms),)
+        return (Limit("load_ms", check.max_load_ms, label="page load"),)
     if isinstance(check, MobileCheck):
-        return (Limit("reconnect_ms", check.max_reconnect_ms),)
+        return (Limit("reconnect_ms", check.max_reconnect_ms, label="reconnect"),)
     if isinstance(check, HubCheck) and check.expect_message is not None:
-        return (Limit("first_message_ms", check.first_message_within_ms),)
+        return (
+            Limit("first_message_ms", check.first_message_within_ms, label="time to first message"),
+        )
     return ()
 
 

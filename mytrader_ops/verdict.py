@@ -33,6 +33,21 @@ class Measurement:
     samples: int | None = None
     interval: tuple[float, float] | None = None
 
+    def value_text(self) -> str:
+        """The measured value with its interval and sample count, without the name."""
+        text = "n/a" if self.value is None else _fmt(self.value, self.unit)
+        if self.interval is not None:
+            lo, hi = self.interval
+            text += f" (95% CI {_fmt(lo, self.unit)}-{_fmt(hi, self.unit)})"
+        if self.samples is not None:
+            text += f", n={self.samples}"
+        return text
+
+    def limit_text(self) -> str:
+        if self.threshold is None:
+            return ""
+        return f"{self.comparator} {_fmt(self.threshold, self.unit)}"
+
     def describe(self) -> str:
         value = "n/a" if self.value is None else _fmt(self.value, self.unit)
         text = f"{self.name} {value}"
@@ -40,7 +55,7 @@ class Measurement:
             lo, hi = self.interval
             text += f" (95% CI {_fmt(lo, self.unit)}-{_fmt(hi, self.unit)})"
         if self.threshold is not None:
-            text += f" vs limit {self.comparator} {_fmt(self.threshold, self.unit)}"
+            text += f" vs limit {self.limit_text()}"
         if self.samples is not None:
             text += f", n={self.samples}"
         return text

@@ -149,10 +149,9 @@ def render_markdown(report: RunReport) -> str:
         for meas in v.measurements:
             if meas.threshold is None or not v.in_scope:
                 continue
-            target = meas.describe().split(" vs limit ")[-1]
             add(
                 f"| {_esc(v.criterion or v.title)} | {_link(v)} | {_status(v)} | "
-                f"{_esc(meas.describe().split(' vs limit ')[0])} | {_esc(target)} |"
+                f"{_esc(meas.name)}: {_esc(meas.value_text())} | {_esc(meas.limit_text())} |"
             )
     add("")
 

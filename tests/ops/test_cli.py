@@ -137,3 +137,22 @@ def test_unknown_stored_run_is_a_usage_error(tmp_path: Path) -> None:
     res = run_cli("report", "nope", "--store", str(tmp_path / "runs.db"))
     assert res.code == 2
     assert "no stored run 'nope'" in res.stderr
+
+
+def test_quiet_no_color_against_a_down_target(tmp_path: Path) -> None:
+    res = run_cli(
+        "validate",
+        "--config",
+        str(REPO / "checks/smoke.yaml"),
+        "--target",
+        "http://127.0.0.1:9",
+        "--quiet",
+        "--no-color",
+        "--store",
+        str(tmp_path / "runs.db"),
+    )
+    assert res.code == 1, res.stderr
+    lines = res.stdout.strip().splitlines()
+    assert lines[0].startswith("NO-GO run ")
+    assert any("FAIL: backend-live:" in line for line in lines)
+    assert "\x1b[" not in res.stdout
