@@ -21,7 +21,15 @@ from pathlib import Path
 from typing import Literal
 
 from mytrader_ops.redaction import Redactor
-from mytrader_ops.rollback.audit import AuditLog, PriorState, prior_state, read_log, utc_now, who
+from mytrader_ops.rollback.audit import (
+    AuditLog,
+    PriorState,
+    latest_rollback_id,
+    prior_state,
+    read_log,
+    utc_now,
+    who,
+)
 from mytrader_ops.rollback.errors import (
     EXIT_ROLLBACK_FAILED,
     EXIT_ROLLED_BACK,
@@ -196,6 +204,15 @@ def run_rollback(
         decision = decide_resume(plan, prior)
         if decision.message:
             say(decision.message)
+        last = latest_rollback_id(log.records, plan.env)
+        if last is not None and last != plan.rollback_id:
+            earlier = prior_state(log.records, last)
+            if not earlier.finished:
+                say(
+                    f"note: the previous rollback of {plan.env!r} ({last}, to "
+                    f"{earlier.to_version or 'unknown'}) never finished; this one is a "
+                    "different rollback (plan, version or --new changed) and starts fresh."
+                )
         attempt = prior.attempts + 1
         base = {"rollback_id": plan.rollback_id, "attempt": attempt, "env": plan.env}
         audit.append(

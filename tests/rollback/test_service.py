@@ -122,3 +122,23 @@ def test_http_step_with_an_invalid_url_fails_cleanly(tmp_path: Path) -> None:
     assert result.exit_code == 4
     ends = [r for r in audit_records(request.audit_file) if r["event"] == "step-end"]
     assert "request failed" in str(ends[0]["detail"])
+
+
+def test_an_unfinished_different_rollback_is_pointed_out(tmp_path: Path) -> None:
+    request = _request(tmp_path, PLAN)
+    request.audit_file.parent.mkdir(parents=True)
+    old = {
+        "event": "rollback-start",
+        "rollback_id": "rb-old",
+        "env": "staging",
+        "to_version": "v0",
+        "attempt": 1,
+    }
+    request.audit_file.write_text(json.dumps(old) + "\n")
+    notes: list[str] = []
+    runners = Runners(verify=make_verify_runner(FakeVerifier([GO])))
+    result = run_rollback(
+        request, resolve(request), redactor=Redactor(), runners=runners, notice=notes.append
+    )
+    assert result.exit_code == 0
+    assert any("rb-old, to v0) never finished" in n for n in notes), notes
