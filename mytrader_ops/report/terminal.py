@@ -98,4 +98,6 @@ def render(report: RunReport, console: Console, redactor: Redactor, quiet: bool 
         f"(exit {report.exit_code}, {report.elapsed_s:.1f} s)"
     )
     for v in failing:
-        console.print(r(f"  {v.status.value}: {v.check_id}: {v.summary}"), markup=False)
+        console.print(
+            r(f"  {v.status.value}: {v.check_id}: {v.summary}"), markup=False, soft_wrap=True
+        )
