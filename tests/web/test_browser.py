@@ -208,6 +208,17 @@ def test_a_trading_session_end_to_end(
             "return [Object.keys(sessionStorage), Object.keys(localStorage)]"
         )
         assert stored == [["mytrader.accessToken"], []]
+
+        # Signing out drops the token; the next user sees nothing of the previous one.
+        by(browser, "#logout").click()
+        wait_until(browser, lambda d: by(d, "#login-view").is_displayed(), what="signed out")
+        assert browser.execute_script("return sessionStorage.length") == 0
+        running[0].register("trader-three", PASSWORD)
+        sign_in(browser, web, "trader-three")
+        wait_until(browser, lambda d: text_of(d, "#pf-cash") == "$100,000.00", what="new account")
+        assert all_by(browser, "#positions tbody tr") == []
+        assert all_by(browser, "#open-orders tbody tr") == []
+        assert all_by(browser, "#fills tbody tr") == []
     finally:
         restarted.stop()
         for server in running:

@@ -131,6 +131,9 @@ async function enterApp() {
 function leaveApp(reason) {
   disconnectHubs();
   panels.stop();
+  orders.reset();
+  portfolio.reset();
+  for (const id of ["#ticket-ok", "#ticket-error"]) $(id).textContent = "";
   $("#app-view").hidden = true;
   $("#logout").hidden = true;
   $("#user-name").hidden = true;

@@ -15,6 +15,15 @@ export class Portfolio {
     return this.positions.map((p) => p.symbol);
   }
 
+  /** Forget everything (sign-out): the next user must never see this account. */
+  reset() {
+    this.account = null;
+    this.positions = [];
+    this.prices.clear();
+    this.render();
+    for (const id of ["#pf-equity", "#pf-cash", "#pf-bp", "#pf-pl"]) $(id).textContent = "—";
+  }
+
   async load() {
     const [account, positions] = await Promise.all([this.api.account(), this.api.positions()]);
     this.onUpdate({ account, positions });

@@ -103,6 +103,13 @@ export class Orders extends EventTarget {
     this.activity = new Map();
   }
 
+  /** Forget everything (sign-out): the next user must never see these orders. */
+  reset() {
+    this.open.clear();
+    this.activity.clear();
+    this.render();
+  }
+
   async load() {
     const [open, closed] = await Promise.all([this.api.orders("open", 100), this.api.orders("closed", ACTIVITY_ROWS)]);
     this.open = new Map(open.map((o) => [o.id, o]));
