@@ -9,7 +9,7 @@ from pathlib import Path
 import uvicorn
 from fastapi import FastAPI
 
-from mytrader_server.server import MyTraderServer, header_deadline_protocol
+from mytrader_server.serving import ReadyFileServer, header_deadline_protocol
 
 app = FastAPI()
 
@@ -17,13 +17,6 @@ app = FastAPI()
 @app.get("/health/live")
 async def live() -> dict[str, str]:
     return {"status": "pass"}
-
-
-class _Ctx:
-    shutdown_hooks: list[object] = []
-
-
-app.state.ctx = _Ctx()
 
 
 def main() -> None:
@@ -41,7 +34,7 @@ def main() -> None:
         log_level="warning",
         lifespan="off",
     )
-    MyTraderServer(config, app, args.ready_file).run()
+    ReadyFileServer(config, args.ready_file).run()
 
 
 if __name__ == "__main__":

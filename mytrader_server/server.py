@@ -17,72 +17,22 @@ import socket
 from pathlib import Path
 from typing import Any
 
-import h11
 import uvicorn
-from uvicorn.protocols.http.h11_impl import H11Protocol
 
 from mytrader_server.app import create_app
 from mytrader_server.logs import configure_logging
+from mytrader_server.serving import ReadyFileServer, header_deadline_protocol
 from mytrader_server.settings import Settings
 
 log = logging.getLogger(__name__)
 
 
-def header_deadline_protocol(timeout_s: float) -> type[H11Protocol]:
-    class DeadlineH11Protocol(H11Protocol):
-        _header_timer: asyncio.TimerHandle | None = None
-
-        def _arm(self) -> None:
-            self._disarm()
-            self._header_timer = self.loop.call_later(timeout_s, self._header_timeout)
-
-        def _disarm(self) -> None:
-            if self._header_timer is not None:
-                self._header_timer.cancel()
-                self._header_timer = None
-
-        def _header_timeout(self) -> None:
-            self._header_timer = None
-            if self.conn.their_state is h11.IDLE and not self.transport.is_closing():
-                self.transport.close()
-
-        def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
-            super().connection_made(transport)
-            self._arm()
-
-        def data_received(self, data: bytes) -> None:
-            super().data_received(data)
-            if self.conn.their_state is not h11.IDLE:
-                self._disarm()
-
-        def on_response_complete(self) -> None:
-            super().on_response_complete()
-            if not self.transport.is_closing():
-                self._arm()
-
-        def connection_lost(self, exc: Exception | None) -> None:
-            self._disarm()
-            super().connection_lost(exc)
-
-    return DeadlineH11Protocol
-
-
-class MyTraderServer(uvicorn.Server):
+class MyTraderServer(ReadyFileServer):
     """Tells hub clients to close (SignalR Close message) before uvicorn drains connections."""
 
     def __init__(self, config: uvicorn.Config, app: Any, ready_file: Path | None = None) -> None:
-        super().__init__(config)
+        super().__init__(config, ready_file)
         self._app = app
-        self._ready_file = ready_file
-
-    async def startup(self, sockets: list[socket.socket] | None = None) -> None:
-        await super().startup(sockets)
-        if self.started and self._ready_file is not None:
-            host, port = self.servers[0].sockets[0].getsockname()[:2]
-            shown = f"[{host}]" if ":" in host else host
-            tmp = self._ready_file.with_suffix(".tmp")
-            tmp.write_text(f"http://{shown}:{port}\n")
-            tmp.replace(self._ready_file)
 
     async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
         for hook in reversed(self._app.state.ctx.shutdown_hooks):

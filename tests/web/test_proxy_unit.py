@@ -8,6 +8,7 @@ import httpx
 import pytest
 from starlette.testclient import TestClient
 
+from mytrader_server.serving import RedactQuery
 from mytrader_server.web.headers import (
     downstream_response_headers,
     forwarding_headers,
@@ -15,7 +16,6 @@ from mytrader_server.web.headers import (
     upstream_request_headers,
 )
 from mytrader_server.web.proxy import ProxyConfig, create_web_app
-from mytrader_server.web.server import RedactTokens
 
 
 @pytest.mark.parametrize(
@@ -157,7 +157,7 @@ def test_token_in_a_logged_url_is_redacted() -> None:
         "uvicorn.error", logging.INFO, "", 0, '%s - "WebSocket %s" %d',
         ("127.0.0.1:5", "/hubs/trading?id=abc&access_token=eyJ.secret.sig", 101), None,
     )  # fmt: skip
-    assert RedactTokens().filter(record)
+    assert RedactQuery().filter(record)
     assert "eyJ" not in record.getMessage()
     assert "abc" not in record.getMessage()
     assert "access_token=[redacted]" in record.getMessage()
