@@ -52,6 +52,8 @@ log = logging.getLogger(__name__)
 
 SHUTDOWN_WAIT_S: Final = 3.0
 SHUTDOWN_MESSAGE: Final = "Server is shutting down."
+HUBS_DOWN_MESSAGE: Final = "Hubs are unavailable."
+CLOSE_TRY_AGAIN_LATER: Final = 1013
 TRANSPORTS: Final = [{"transport": "WebSockets", "transferFormats": ["Text", "Binary"]}]
 _HUB_PATH = re.compile(r"^/hubs/([a-z-]+)/?$")
 
@@ -254,6 +256,13 @@ class HubServer:
     def sweep(self, now: float) -> None:
         """Handshake deadlines, keep-alive pings, client timeouts; expire unclaimed ids."""
         s = self.settings
+        if self.ctx.faults.hubs_down and self.connections:
+            # the injected outage looks like a real one: everyone is told to go (and to retry,
+            # which gets 503 until the fault is cleared)
+            record = encode_close(HUBS_DOWN_MESSAGE, allow_reconnect=True)
+            for conn in list(self.connections):
+                conn.close(CLOSE_TRY_AGAIN_LATER, "hubs unavailable", record)
+            return
         for conn in list(self.connections):
             state = conn.state
             if state is ConnectionState.HANDSHAKE:

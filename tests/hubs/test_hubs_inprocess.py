@@ -488,3 +488,18 @@ def test_streams_per_connection_are_capped(client: TestClient) -> None:
             "An unexpected error occurred invoking 'StreamPrices' on the server. "
             "HubException: At most 50 streams per connection."
         )
+
+
+def test_hubs_down_fault_closes_open_connections(client: TestClient) -> None:
+    admin = _admin(client)
+    with client.websocket_connect("/hubs/market-data") as ws:
+        hub = Hub(ws)
+        hub.handshake()
+        r = client.put("/api/admin/faults", headers=admin, json={"hubs_down": True})
+        assert r.status_code == 200
+        while (record := hub.next(pings=True))["type"] != 7:
+            pass
+        assert record == {"type": 7, "error": "Hubs are unavailable.", "allowReconnect": True}
+        with pytest.raises(WebSocketDisconnect) as closed:
+            ws.receive_text()
+        assert closed.value.code == 1013
