@@ -89,6 +89,22 @@ def new_totals(plan: WatchPlan) -> Totals:
     return Totals(CRITICAL_PHASE_S, plan.thresholds.api_p95_ms, plan.start_s)
 
 
+def _grace_s(plan: WatchPlan) -> float:
+    c = plan.collect
+    return plan.interval_s + c.request_timeout_s + 3 * c.probe_timeout_s + 10
+
+
+async def _bounded(
+    task: asyncio.Task[tuple[WindowSummary, LatencyHistogram]], plan: WatchPlan
+) -> tuple[WindowSummary, LatencyHistogram] | None:
+    """A window that cannot finish (a bug, a wedged socket) becomes a missing window: the
+    watch never hangs, and missing data is never read as healthy."""
+    try:
+        return await asyncio.wait_for(task, _grace_s(plan))
+    except TimeoutError:
+        return None
+
+
 async def run_watch(
     plan: WatchPlan,
     store: WatchStore,
@@ -178,8 +194,13 @@ async def run_watch(
         try:
             while (item := await queue.get()) is not None:
                 k, task = item
-                w, hist = await task
-                states = record(w, hist)
+                measured = await _bounded(task, plan)
+                if measured is None:
+                    start = plan.window_start(k)
+                    why = f"not measured: the window did not finish within {_grace_s(plan):g} s"
+                    states = record(missing_window(k, start, start + plan.interval_s, why), None)
+                else:
+                    states = record(*measured)
                 last = k
                 fired = next((st for st in states if st.state == "firing"), None)
                 if fired is not None:
@@ -196,7 +217,8 @@ async def run_watch(
                     with contextlib.suppress(asyncio.CancelledError, Exception):
                         await left[1]
             if stream is not None:
-                await stream.stop()
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(stream.stop(), 10)
     return WatchResult(
         "fired" if fired else "deadline",
         states,
