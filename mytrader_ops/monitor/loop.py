@@ -198,8 +198,10 @@ async def run_watch(
                 if measured is None:
                     start = plan.window_start(k)
                     why = f"not measured: the window did not finish within {_grace_s(plan):g} s"
-                    states = record(missing_window(k, start, start + plan.interval_s, why), None)
+                    w = missing_window(k, start, start + plan.interval_s, why)
+                    states = record(w, None)
                 else:
+                    w = measured[0]
                     states = record(*measured)
                 last = k
                 fired = next((st for st in states if st.state == "firing"), None)
