@@ -87,15 +87,20 @@ class Connection:
 
     async def request(self, raw: bytes, max_body: int = MAX_BODY_BYTES) -> tuple[int, int]:
         """Send a prepared request; returns (status, body bytes). Raises WireError/OSError."""
-        self.writer.write(raw)
         self.requests += 1
         try:
+            self.writer.write(raw)
             head = await self.reader.readuntil(b"\r\n\r\n")
         except asyncio.IncompleteReadError as exc:
             self.close()
             if not exc.partial and self.requests > 1:
                 raise StaleConnection("kept-alive connection closed by the server") from None
             raise WireError("connection closed before a response") from None
+        except (ConnectionResetError, BrokenPipeError):
+            self.close()
+            if self.requests > 1:
+                raise StaleConnection("kept-alive connection reset by the server") from None
+            raise
         except asyncio.LimitOverrunError:
             raise WireError(f"response headers exceed {MAX_HEADER_BYTES} bytes") from None
         status, length, chunked, close = parse_head(head)

@@ -359,9 +359,10 @@ async def test_c15_flapping_endpoint_counts_every_failure(serve: Serve) -> None:
 
 async def test_header_assertions(serve: Serve) -> None:
     async def with_headers(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        await read_request(reader)
-        writer.write(response(200, b"{}", extra="Cache-Control: no-store, no-cache\r\n"))
-        await writer.drain()
+        while True:  # keep-alive, as a real server
+            await read_request(reader)
+            writer.write(response(200, b"{}", extra="Cache-Control: no-store, no-cache\r\n"))
+            await writer.drain()
 
     server = serve(with_headers)
     good = http_check(expect_headers={"cache-control": "NO-STORE"})
