@@ -523,7 +523,7 @@ def main() -> None:
             print(json.dumps(results[-1]), file=sys.stderr, flush=True)
     text = report(results, args, time.monotonic() - started)
     text += (
-        f"Load average (1 min) before/after the run: {load_before[0]:.2f} / "
+        f"\nLoad average (1 min) before/after the run: {load_before[0]:.2f} / "
         f"{os.getloadavg()[0]:.2f} on {os.cpu_count()} CPUs.\n\n"
         "Per round, 10 ticks/s p99 ms (mytrader / reference): "
         + ", ".join(

@@ -221,3 +221,26 @@ def test_encoding(record: str, expected: dict[str, object]) -> None:
     # a push has no invocationId, so clients never reply to it
     if expected["type"] == 1:
         assert "invocationId" not in json.loads(record[:-1])
+
+
+@pytest.mark.parametrize(
+    ("args", "expected"),
+    [
+        (
+            ("127.0.0.1:5 - ", "/hubs/trading?id=abc&access_token=eyJ.x.y"),
+            ("127.0.0.1:5 - ", "/hubs/trading?id=[redacted]&access_token=[redacted]"),
+        ),
+        (("/hubs/market-data",), ("/hubs/market-data",)),
+        (("/x?access_token=t", 3), ("/x?access_token=[redacted]", 3)),
+    ],
+)
+def test_server_log_lines_lose_tokens_and_ids(
+    args: tuple[object, ...], expected: tuple[object, ...]
+) -> None:
+    import logging
+
+    from mytrader_server.hubs.endpoint import RedactQuery
+
+    record = logging.LogRecord("uvicorn.error", 20, "f", 1, '%s "WebSocket %s"', args, None)
+    assert RedactQuery().filter(record)
+    assert record.args == expected
