@@ -6,6 +6,8 @@ One run, interleaved rounds, medians reported:
   1. wrk -t1 -c1 --latency (closed loop, one connection): p50/p99.
   2. The sampler at one connection (max_connections=1) at `--rate` requests/s (open model, so
      below the endpoint's one-connection capacity): p50/p99 and CPU per request.
+     A minimal raw-asyncio loop paced at the same rate is measured beside it: pacing (an idle
+     client and server between requests) costs latency whatever the client.
   3. CPU per request at `--cpu-rate` over 8 connections, beside a minimal raw-asyncio client
      loop (the floor any asyncio client pays on this machine) measured the same way.
   4. `mytrader-ops --help` wall time vs `python -c 'import typer'`.
@@ -119,18 +121,26 @@ def floor_child(url: str, seconds: float, rate: float) -> None:
         reader, writer = await asyncio.open_connection("127.0.0.1", port)
         req = b"GET / HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"
         n = int(seconds * rate)
+        latencies = []
         cpu0, t0 = time.process_time(), time.perf_counter()
         for i in range(n):
             delay = t0 + i / rate - time.perf_counter()
             if delay > 0:
                 await asyncio.sleep(delay)
+            sent = time.perf_counter()
             writer.write(req)
             head = await reader.readuntil(b"\r\n\r\n")
             length = int(head.lower().split(b"content-length:")[1].split(b"\r\n")[0])
             await reader.readexactly(length)
+            latencies.append((time.perf_counter() - sent) * 1000)
         cpu = time.process_time() - cpu0
         writer.close()
-        return {"cpu_us_per_request": cpu / n * 1e6}
+        latencies.sort()
+        return {
+            "cpu_us_per_request": cpu / n * 1e6,
+            "p50_ms": latencies[n // 2],
+            "p99_ms": latencies[int(n * 0.99)],
+        }
 
     print(json.dumps(asyncio.run(main())))
 
@@ -175,10 +185,11 @@ def main() -> None:
         wait_port(port)
         url = f"http://127.0.0.1:{port}/"
         run_wrk(url, 1)  # warm-up
-        wrk, samp, busy, floor, helps, typers = [], [], [], [], [], []
+        wrk, samp, busy, floor, paced, helps, typers = [], [], [], [], [], [], []
         for _ in range(args.rounds):
             wrk.append(run_wrk(url, args.seconds))
             samp.append(run_child("sampler", url, args.seconds, args.rate, 1))
+            paced.append(run_child("floor", url, args.seconds, args.rate))
             busy.append(run_child("sampler", url, args.seconds, args.cpu_rate, 8))
             floor.append(run_child("floor", url, args.seconds, args.cpu_rate))
             helps.append(time_cmd([PY, "-m", "mytrader_ops", "--help"]))
@@ -198,6 +209,9 @@ def main() -> None:
         "sampler_p50_ms": med(samp, "p50_ms"),
         "sampler_p99_ms": med(samp, "p99_ms"),
         "sampler_cpu_us_per_request_1conn": med(samp, "window_cpu_us_per_request"),
+        "raw_loop_same_rate_p50_ms": med(paced, "p50_ms"),
+        "raw_loop_same_rate_p99_ms": med(paced, "p99_ms"),
+        "raw_loop_same_rate_cpu_us_per_request": med(paced, "cpu_us_per_request"),
         "cpu_rate": args.cpu_rate,
         "sampler_cpu_us_per_request_at_cpu_rate": med(busy, "window_cpu_us_per_request"),
         "sampler_p50_ms_at_cpu_rate": med(busy, "p50_ms"),
