@@ -81,6 +81,7 @@ class MonitorOutcome:
     rollback_message: str = ""
     sink_results: list[SinkResult] = field(default_factory=list)
     watch_id: str = ""
+    start_s: float = 0.0
 
 
 def _rollback_settings(req: MonitorRequest, file: MonitorFile) -> RollbackSettings | None:
@@ -383,7 +384,9 @@ def run_monitor(
 
         write_reports(report, req.report_dir, redactor)
     store.finish(watch_id, "fired" if result.fired else "ended", code)
-    return MonitorOutcome(code, report, result.fired, rollback_message, sink_results, watch_id)
+    return MonitorOutcome(
+        code, report, result.fired, rollback_message, sink_results, watch_id, start_s
+    )
 
 
 def _say(err: IO[str], redactor: Redactor, message: str) -> None:
