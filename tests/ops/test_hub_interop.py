@@ -137,3 +137,23 @@ async def test_error_completion_is_reported_with_the_server_text(aspnet_like_hub
     status, summary, _ = await _run(aspnet_like_hub, "Nope")
     assert status is Status.FAIL
     assert summary == "invoke failed: Nope: Unknown hub method 'Nope'"
+
+
+async def test_keep_alive_ping_is_observed(aspnet_like_hub: str) -> None:
+    check = HubCheck.model_validate(
+        {
+            "id": "h",
+            "title": "t",
+            "kind": "hub",
+            "path": "/hubs/x",
+            "timeout_s": 5,
+            "wait_ping": True,
+        }
+    )
+    async with open_context(
+        backend=aspnet_like_hub, frontend=None, username=None, password=None, redactor=Redactor()
+    ) as ctx:
+        obs = await probe_hub(ctx, check)
+    steps = {s.name: s for s in obs.steps}
+    assert steps["keep-alive ping"].outcome == "ok"
+    assert judge_observation(CheckMeta("h", "t"), obs).status is Status.PASS
