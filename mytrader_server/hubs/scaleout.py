@@ -242,13 +242,15 @@ class RedisBus:
             return
         if origin == self.origin:
             return  # our own events were delivered locally when published
+        for event in events:  # queued for the hub clients first: a slow sweep cannot delay them
+            self._local.deliver(event)
         ticks = [e for e in events if isinstance(e, Tick)]
         if ticks:
             self.max_seq = max(self.max_seq, max(t.seq for t in ticks))
             if self._tick_sink is not None:
+                # the quote cache is updated before this coroutine first yields, so no client
+                # can see a pushed tick before the REST API has it; then the order sweep runs
                 await self._tick_sink(ticks)
-        for event in events:
-            self._local.deliver(event)
 
 
 # ---- negotiated ids shared between processes --------------------------------------------------
