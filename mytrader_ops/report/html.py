@@ -43,9 +43,14 @@ def latency_chart(
     points = [(p, v) for p, v in stream.summary.spectrum if not math.isnan(v)]
     if not points:
         return f'<p class="muted">{escape(stream.name)}: no latency samples.</p>'
-    pad_l, pad_b, pad_t, pad_r = 56, 34, 16, 12
+    pad_l, pad_b, pad_t, pad_r = 60, 34, 18, 34
     x_max = _x(99.99)
-    y_max = max(max(v for _, v in points), limit_ms or 0.0) * 1.1 or 1.0
+    data_max = max(v for _, v in points) or 1.0
+    # Scale to the data; show the limit line only when it is within 3x of the data, else say
+    # where it is (a flat line under a distant limit shows nothing).
+    limit_on_chart = limit_ms is not None and limit_ms <= 3 * data_max
+    top = max(data_max, limit_ms if limit_on_chart and limit_ms is not None else 0.0)
+    y_max = top * 1.15
 
     def sx(p: float) -> float:
         return pad_l + (width - pad_l - pad_r) * _x(p) / x_max
@@ -68,13 +73,20 @@ def latency_chart(
             f'<text x="{sx(p):.1f}" y="{height - pad_b + 14}" font-size="10" '
             f'text-anchor="middle">p{p:g}</text>'
         )
-    for frac in (0.0, 0.5, 1.0):
-        v = y_max * frac / 1.1
+    for frac in (0.0, 0.25, 0.5, 0.75, 1.0):
+        v = top * frac
         parts.append(
             f'<text x="{pad_l - 4}" y="{sy(v) + 3:.1f}" font-size="10" text-anchor="end">'
-            f"{v:.1f} ms</text>"
+            f"{v:.3g} ms</text>"
+            f'<line x1="{pad_l}" y1="{sy(v):.1f}" x2="{width - pad_r}" y2="{sy(v):.1f}" '
+            'stroke="#eee"/>'
         )
-    if limit_ms is not None:
+    if limit_ms is not None and not limit_on_chart:
+        parts.append(
+            f'<text x="{width - pad_r}" y="{pad_t + 10}" font-size="10" text-anchor="end" '
+            f'fill="#1a7f37">limit {limit_ms:g} ms, above this chart</text>'
+        )
+    if limit_ms is not None and limit_on_chart:
         parts.append(
             f'<line x1="{pad_l}" y1="{sy(limit_ms):.1f}" x2="{width - pad_r}" '
             f'y2="{sy(limit_ms):.1f}" stroke="#cf222e" stroke-dasharray="5,4"/>'
