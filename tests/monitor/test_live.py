@@ -94,3 +94,22 @@ def test_without_credentials_auth_is_never_read_as_healthy(
     verdict = outcome.report.verdict("trigger-auth-failing")
     assert verdict is not None
     assert verdict.status.value == "INCONCLUSIVE"
+
+
+def test_every_path_including_the_frontend_proxy(
+    server: LiveServer, tmp_path: Path, creds: None
+) -> None:
+    from tests.web.support import start_web
+
+    web = start_web(tmp_path, server.url)
+    try:
+        outcome, err = watch(server, tmp_path, duration="4s", frontend=web.url)
+    finally:
+        web.stop()
+    assert outcome.fired is None, err
+    by_id = {v.check_id: v for v in outcome.report.verdicts}
+    for path in ("direct", "mobile", "proxy"):
+        verdict = by_id[f"monitor-connectivity-{path}"]
+        assert verdict.in_scope, verdict.summary
+        assert verdict.status.value == "PASS", verdict.summary
+    assert by_id["monitor-connectivity-mobile"].label == "simulated mobile client"
