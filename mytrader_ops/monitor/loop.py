@@ -149,6 +149,13 @@ async def run_watch(
         return found
 
     last = first - 1
+    already = next((st for st in states if st.state == "firing"), None)
+    if already is not None and prior:
+        # Killed after a trigger fired (before or during its rollback): act on it now rather
+        # than watch a deployment that is already known bad.
+        return WatchResult(
+            "fired", states, already, prior[-1], totals, hist_all, hist_critical, last, seen, board
+        )
     if prior and now_index > first:  # resumed: the monitor was down for these windows
         for k in range(first, min(now_index + 1, plan.window_count)):
             w = missing_window(
