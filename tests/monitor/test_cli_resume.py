@@ -95,3 +95,44 @@ def test_resume_after_sigkill_continues_the_same_watch(server: LiveServer, tmp_p
     report = json.loads((tmp_path / "report" / "report.json").read_text())
     assert report["run_id"] == watch_id
     assert "Resuming watch" in done.stderr
+
+
+def test_sigterm_stops_cleanly_and_leaves_the_watch_resumable(
+    server: LiveServer, tmp_path: Path
+) -> None:
+    env = cli_env(MYTRADER_OPS_USERNAME=USER, MYTRADER_OPS_PASSWORD=PASSWORD)
+    state = tmp_path / "state"
+    proc = subprocess.Popen(
+        monitor_argv(
+            "--target",
+            server.url,
+            "--state-dir",
+            str(state),
+            "--json",
+            "--interval",
+            "1s",
+            "--duration",
+            "30s",
+            "--rate",
+            "30",
+        ),
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        got = _lines(proc, 2, scaled(30))
+        proc.send_signal(signal.SIGTERM)
+        _out, err = proc.communicate(timeout=scaled(30))
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+    assert len(got) == 2
+    assert proc.returncode == 130, err
+    assert "--resume" in err
+    assert "Traceback" not in err
+    rec = WatchStore(state / "monitor.db").latest_running(server.url, "command line")
+    assert rec is not None
+    assert rec.watch_id == got[0]["watch_id"]
