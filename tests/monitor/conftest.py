@@ -36,7 +36,8 @@ def creds(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def watch(server: LiveServer, tmp_path: Path, **kw: object) -> tuple[MonitorOutcome, str]:
-    """Run the monitor in-process (JSON lines to a buffer); returns the outcome and stderr."""
+    """Run the monitor in-process; returns the outcome and everything it printed (stderr, then
+    the JSON lines)."""
     values: dict[str, object] = {
         "target": server.url,
         "interval": "1s",
@@ -49,7 +50,7 @@ def watch(server: LiveServer, tmp_path: Path, **kw: object) -> tuple[MonitorOutc
     values.update(kw)
     out, err = io.StringIO(), io.StringIO()
     outcome = run_monitor(MonitorRequest(**values), out=out, err=err)  # type: ignore[arg-type]
-    return outcome, err.getvalue()
+    return outcome, err.getvalue() + out.getvalue()
 
 
 def monitor_argv(*args: str) -> list[str]:

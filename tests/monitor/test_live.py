@@ -10,7 +10,7 @@ import pytest
 
 from mytrader_ops.monitor.rules import worst_bound_s
 from mytrader_ops.triggers import default_triggers
-from tests.monitor.conftest import watch
+from tests.monitor.conftest import PASSWORD, watch
 from tests.support.live import LiveServer, scaled
 
 pytestmark = pytest.mark.slow
@@ -24,7 +24,9 @@ def test_healthy_deployment_never_fires(server: LiveServer, tmp_path: Path, cred
     states = {v.check_id: v.status.value for v in outcome.report.verdicts}
     assert all(states[f"trigger-{t}"] == "PASS" for t in SPECS), states
     for name in ("report.md", "report.json", "junit.xml", "report.html"):
-        assert (tmp_path / "report" / name).is_file()
+        assert PASSWORD not in (tmp_path / "report" / name).read_text()  # C4 canary
+    assert PASSWORD not in err
+    assert PASSWORD.encode() not in (tmp_path / "state" / "monitor.db").read_bytes()
     doc = json.loads((tmp_path / "report" / "report.json").read_text())
     assert doc["exit_code"] == 0
     assert doc["verdicts"]
