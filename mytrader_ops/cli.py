@@ -13,13 +13,20 @@ from typing import Annotated, NoReturn
 
 import typer
 
+from mytrader_ops.commands_monitor import MONITOR_EXIT_CODES, monitor
+from mytrader_ops.commands_rollback import ROLLBACK_EXIT_CODES, rollback
+
 EXIT_CODES = """Exit codes: 0 GO (with or without known issues), 1 NO-GO,
 2 usage or configuration error, 3 INCONCLUSIVE (missing evidence; also internal errors)."""
+ALL_EXIT_CODES = f"""{EXIT_CODES}
+monitor and rollback also use 4 (rollback or verification failed) and 5 (another rollback
+holds the lock); see each command's --help."""
 
 app = typer.Typer(
     name="mytrader-ops",
-    help=f"Evidence-based go/no-go gate for MyTrader deployments.\n\n{EXIT_CODES}",
-    epilog=EXIT_CODES,
+    help="Evidence-based go/no-go gate, post-release monitor and audited rollback for "
+    f"MyTrader deployments.\n\n{ALL_EXIT_CODES}",
+    epilog=ALL_EXIT_CODES,
     no_args_is_help=True,
     pretty_exceptions_enable=False,  # tracebacks with locals could print secrets
     add_completion=False,
@@ -207,6 +214,10 @@ def config_schema_cmd() -> None:
     from mytrader_ops.config import config_schema
 
     typer.echo(json.dumps(config_schema(), indent=2))
+
+
+app.command("monitor", epilog=MONITOR_EXIT_CODES)(monitor)
+app.command("rollback", epilog=ROLLBACK_EXIT_CODES)(rollback)
 
 
 def main() -> None:
