@@ -74,6 +74,27 @@ Dispatcher = Callable[["HubConnection", HubMessage], Awaitable[None]]
 class HubConnection:
     """State of one accepted connection. ``push`` is the only way out; it never blocks."""
 
+    __slots__ = (
+        "__weakref__",
+        "_close",
+        "_counts",
+        "_max_queue",
+        "_queue",
+        "_send",
+        "_waiter",
+        "_writer",
+        "connection_id",
+        "finished",
+        "hub",
+        "last_received",
+        "last_sent",
+        "opened_at",
+        "principal",
+        "protocol",
+        "streams",
+        "symbols",
+    )
+
     def __init__(
         self,
         *,

@@ -142,6 +142,8 @@ class HandshakeRequest:
 class RecordReader:
     """Splits text into 0x1E-terminated records, keeping a partial record across frames."""
 
+    __slots__ = ("_max", "_partial", "_partial_len")
+
     def __init__(self, max_record_chars: int) -> None:
         self._max = max_record_chars
         self._partial: list[str] = []
@@ -338,6 +340,8 @@ class HubProtocol:
     reply) collect in ``data_to_send()``. It raises HubProtocolError subclasses when the
     connection must close; after that the object is CLOSED and accepts nothing more.
     """
+
+    __slots__ = ("_outgoing", "_reader", "handshake", "state")
 
     def __init__(self, max_record_chars: int) -> None:
         self.state = ConnectionState.HANDSHAKE
