@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from datetime import datetime
 
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
@@ -29,6 +31,7 @@ class ComponentHealth:
     observed_value: float | int | None
     observed_unit: str
     output: str = ""
+    measured_at: datetime | None = None  # when the value was measured, if not just now
 
 
 @dataclass(slots=True)
@@ -44,6 +47,9 @@ class ServerContext:
     faults: FaultInjector
     metrics: Metrics
     started_at: float = field(default_factory=time.monotonic)
+    # the last database health measurement (monotonic time, result) and the one in flight
+    db_health: tuple[float, ComponentHealth] | None = None
+    db_health_inflight: asyncio.Future[ComponentHealth] | None = None
     # extra health probes registered by components (the hubs register theirs here)
     health_probes: list[HealthProbe] = field(default_factory=list)
     # called at shutdown, in reverse order (the hubs send Close messages here)
