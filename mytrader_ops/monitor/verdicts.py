@@ -271,7 +271,7 @@ def trigger_verdicts(
         if st is None:
             continue
         meta = CheckMeta(
-            f"trigger-{spec.id}", f"Rollback trigger {spec.id} ({spec.kind})", criterion="rollback"
+            f"rollback-{spec.id}", f"Rollback trigger {spec.id} ({spec.kind})", criterion="rollback"
         )
         if st.state == "firing":
             status = Status.FAIL

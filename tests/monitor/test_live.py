@@ -22,7 +22,7 @@ def test_healthy_deployment_never_fires(server: LiveServer, tmp_path: Path, cred
     assert outcome.fired is None, err
     assert outcome.exit_code == 0, err
     states = {v.check_id: v.status.value for v in outcome.report.verdicts}
-    assert all(states[f"trigger-{t}"] == "PASS" for t in SPECS), states
+    assert all(states[f"rollback-{t}"] == "PASS" for t in SPECS), states
     for name in ("report.md", "report.json", "junit.xml", "report.html"):
         assert PASSWORD not in (tmp_path / "report" / name).read_text()  # C4 canary
     assert PASSWORD not in err
@@ -59,7 +59,7 @@ def test_fault_fires_its_trigger_within_bound(
     finally:
         server.clear_faults()
     assert outcome.fired is not None, err
-    verdict = outcome.report.verdict(f"trigger-{trigger}")
+    verdict = outcome.report.verdict(f"rollback-{trigger}")
     assert verdict is not None
     assert verdict.status.value == "FAIL", (verdict.summary, err)
     interval = float(str(kw.get("interval", "1s")).rstrip("s"))
@@ -76,7 +76,7 @@ def test_wrong_credentials_fire_auth_trigger(
     monkeypatch.setenv("MYTRADER_OPS_PASSWORD", "not-the-password")
     outcome, err = watch(server, tmp_path, duration="10s")
     assert outcome.fired is not None, err
-    verdict = outcome.report.verdict("trigger-auth-failing")
+    verdict = outcome.report.verdict("rollback-auth-failing")
     assert verdict is not None
     assert verdict.status.value == "FAIL"
     assert "not-the-password" not in err + json.dumps(str(outcome.report))
@@ -93,7 +93,7 @@ def test_without_credentials_auth_is_never_read_as_healthy(
     outcome, err = watch(server, tmp_path, duration="3s")
     assert outcome.fired is None, err
     assert outcome.exit_code == 3  # no trigger fired, but auth had no evidence
-    verdict = outcome.report.verdict("trigger-auth-failing")
+    verdict = outcome.report.verdict("rollback-auth-failing")
     assert verdict is not None
     assert verdict.status.value == "INCONCLUSIVE"
 
