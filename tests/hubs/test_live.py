@@ -115,11 +115,12 @@ async def test_many_idle_sockets_keep_health_and_rest_available(hub_server: Live
         for _ in range(5):
             status, body = await asyncio.to_thread(hub_server.request, "GET", "/health")
             assert status == 200, body
-            status, _ = await asyncio.to_thread(
+            status, account = await asyncio.to_thread(
                 hub_server.request, "GET", "/api/account", None, token
             )
-            assert status == 200
-        assert time.monotonic() - started < scaled(5)
+            assert status == 200, account
+        elapsed = time.monotonic() - started
+        assert elapsed < scaled(10), f"10 requests took {elapsed:.1f} s beside 200 idle sockets"
         assert isinstance(body, dict)
         assert body["checks"]["hubs:connections"][0]["observedValue"] >= 200
     finally:
