@@ -16,7 +16,14 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 
 from mytrader_ops.errors import ConfigError, ConfigProblem
 from mytrader_ops.redaction import Secret
-from mytrader_ops.yamlsafe import KeyPath, YamlDocument, YamlValue, format_path, read_yaml
+from mytrader_ops.yamlsafe import (
+    KeyPath,
+    YamlDocument,
+    YamlValue,
+    format_path,
+    read_yaml,
+    validation_problems,
+)
 
 CheckId = Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9-]{0,62}$")]
 UrlPath = Annotated[str, Field(pattern=r"^/[^\s]*$", max_length=2048)]
@@ -364,25 +371,6 @@ def _env_reference_problems(doc: YamlDocument) -> list[ConfigProblem]:
     return problems
 
 
-def _validation_problems(doc: YamlDocument, exc: ValidationError) -> list[ConfigProblem]:
-    problems = []
-    for err in exc.errors(include_url=False, include_input=False):
-        loc: KeyPath = tuple(err["loc"])
-        # Drop union tags pydantic inserts into locations ("checks", 3, "http", ...).
-        path = tuple(
-            part
-            for i, part in enumerate(loc)
-            if not (part in _UNION_TAGS and i > 0 and isinstance(loc[i - 1], int))
-        )
-        message = err["msg"]
-        if err["type"] in ("union_tag_invalid", "union_tag_not_found"):
-            path = (*path, "kind")
-        if err["type"] == "string_type":
-            message += " (quote the value if it is text, e.g. '1.10')"
-        problems.append(ConfigProblem(doc.file, doc.line_of(path), format_path(path), message))
-    return problems
-
-
 def parse_config(doc: YamlDocument) -> Config:
     """Validate a parsed document into a frozen Config, or raise ConfigError."""
     problems = _env_reference_problems(doc)
@@ -393,7 +381,7 @@ def parse_config(doc: YamlDocument) -> Config:
     try:
         return Config.model_validate(doc.data)
     except ValidationError as exc:
-        raise ConfigError(_validation_problems(doc, exc)) from None
+        raise ConfigError(validation_problems(doc, exc, _UNION_TAGS)) from None
 
 
 def load_config(path: Path) -> Config:

@@ -24,8 +24,12 @@ import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import yaml
+
+if TYPE_CHECKING:
+    from pydantic import ValidationError
 
 from mytrader_ops.errors import ConfigError, ConfigProblem
 
@@ -236,8 +240,8 @@ def parse_yaml(text: str, file: str = "<string>") -> YamlDocument:
     return YamlDocument(file, data, builder.lines)
 
 
-def read_yaml(path: Path) -> YamlDocument:
-    """Read and parse a file, refusing oversized files before reading them whole."""
+def read_text(path: Path) -> str:
+    """Read a YAML file's text, refusing oversized files before reading them whole."""
     name = str(path)
     try:
         size = path.stat().st_size
@@ -249,8 +253,40 @@ def read_yaml(path: Path) -> YamlDocument:
             raw = fh.read(MAX_BYTES + 1)
     except OSError as exc:
         raise ConfigError([ConfigProblem(name, None, "", f"cannot read: {exc.strerror}")]) from None
+    if len(raw) > MAX_BYTES:  # it grew between stat and read
+        raise ConfigError([ConfigProblem(name, None, "", f"file larger than {MAX_BYTES} bytes")])
     try:
-        text = raw.decode("utf-8")
+        return raw.decode("utf-8")
     except UnicodeDecodeError:
         raise ConfigError([ConfigProblem(name, None, "", "not UTF-8 text")]) from None
-    return parse_yaml(text, name)
+
+
+def read_yaml(path: Path) -> YamlDocument:
+    """Read and parse a file, refusing oversized files before reading them whole."""
+    return parse_yaml(read_text(path), str(path))
+
+
+def validation_problems(
+    doc: YamlDocument, exc: ValidationError, union_tags: frozenset[str]
+) -> list[ConfigProblem]:
+    """pydantic's errors as problems with the file, line and key path of each.
+
+    Union tags pydantic inserts into locations (``checks, 3, http, ...``) are dropped, and a bad
+    or missing tag is reported on the ``kind`` key, naming the kinds there are.
+    """
+    problems = []
+    for err in exc.errors(include_url=False, include_input=False):
+        loc: KeyPath = tuple(err["loc"])
+        path = tuple(
+            part
+            for i, part in enumerate(loc)
+            if not (part in union_tags and i > 0 and isinstance(loc[i - 1], int))
+        )
+        message = err["msg"]
+        if err["type"] in ("union_tag_invalid", "union_tag_not_found"):
+            path = (*path, "kind")
+            message += f" (kinds: {', '.join(sorted(union_tags))})"
+        if err["type"] == "string_type":
+            message += " (quote the value if it is text, e.g. '1.10')"
+        problems.append(ConfigProblem(doc.file, doc.line_of(path), format_path(path), message))
+    return problems

@@ -17,7 +17,13 @@ from pydantic import BaseModel, ConfigDict, Field, JsonValue, ValidationError, m
 
 from mytrader_ops.errors import ConfigError, ConfigProblem
 from mytrader_ops.rollback.template import placeholders
-from mytrader_ops.yamlsafe import KeyPath, YamlDocument, format_path, parse_yaml
+from mytrader_ops.yamlsafe import (
+    KeyPath,
+    YamlDocument,
+    format_path,
+    parse_yaml,
+    validation_problems,
+)
 
 BUILTINS = frozenset({"env", "to_version", "reason", "rollback_id", "target", "plan", "python"})
 StepName = Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9-]{0,62}$")]
@@ -231,25 +237,6 @@ def _placeholder_problems(doc: YamlDocument, plan: PlanModel) -> list[ConfigProb
     return problems
 
 
-def _validation_problems(doc: YamlDocument, exc: ValidationError) -> list[ConfigProblem]:
-    problems = []
-    for err in exc.errors(include_url=False, include_input=False):
-        loc: KeyPath = tuple(err["loc"])
-        path = tuple(
-            part
-            for i, part in enumerate(loc)
-            if not (part in _STEP_TAGS and i > 0 and isinstance(loc[i - 1], int))
-        )
-        message = err["msg"]
-        if err["type"] in ("union_tag_invalid", "union_tag_not_found"):
-            path = (*path, "kind")
-            message += " (kinds: command, http, wait, verify)"
-        if err["type"] == "string_type":
-            message += " (quote the value if it is text)"
-        problems.append(ConfigProblem(doc.file, doc.line_of(path), format_path(path), message))
-    return problems
-
-
 def parse_plan(text: str, file: str = "<string>") -> LoadedPlan:
     """Parse and validate plan text; raise ConfigError naming every problem's line."""
     doc = parse_yaml(text, file)
@@ -258,7 +245,7 @@ def parse_plan(text: str, file: str = "<string>") -> LoadedPlan:
     try:
         model = PlanModel.model_validate(doc.data)
     except ValidationError as exc:
-        raise ConfigError(_validation_problems(doc, exc)) from None
+        raise ConfigError(validation_problems(doc, exc, _STEP_TAGS)) from None
     problems = _placeholder_problems(doc, model)
     if problems:
         raise ConfigError(problems)
@@ -268,19 +255,6 @@ def parse_plan(text: str, file: str = "<string>") -> LoadedPlan:
 
 def load_plan(path: Path) -> LoadedPlan:
     """Read a plan file (size-capped) and validate it."""
-    from mytrader_ops.yamlsafe import MAX_BYTES
+    from mytrader_ops.yamlsafe import read_text
 
-    name = str(path)
-    try:
-        if path.stat().st_size > MAX_BYTES:
-            raise ConfigError(
-                [ConfigProblem(name, None, "", f"file larger than {MAX_BYTES} bytes")]
-            )
-        raw = path.read_bytes()
-    except OSError as exc:
-        raise ConfigError([ConfigProblem(name, None, "", f"cannot read: {exc.strerror}")]) from None
-    try:
-        text = raw.decode("utf-8")
-    except UnicodeDecodeError:
-        raise ConfigError([ConfigProblem(name, None, "", "not UTF-8 text")]) from None
-    return parse_plan(text, name)
+    return parse_plan(read_text(path), str(path))
