@@ -13,6 +13,7 @@ from typing import Annotated, NoReturn
 
 import typer
 
+from mytrader_ops.cli_options import EnvOpt, ReportDirOpt, TargetOpt
 from mytrader_ops.commands_monitor import MONITOR_EXIT_CODES, monitor
 from mytrader_ops.commands_rollback import ROLLBACK_EXIT_CODES, rollback
 
@@ -54,23 +55,12 @@ def validate(
     config: Annotated[
         Path | None, typer.Option("--config", help="Config or suite YAML file.", dir_okay=False)
     ] = None,
-    env: Annotated[
-        str | None, typer.Option("--env", help="Environment name in the config.")
-    ] = None,
-    target: Annotated[
-        str | None, typer.Option("--target", help="Backend base URL, e.g. http://127.0.0.1:5002.")
-    ] = None,
+    env: EnvOpt = None,
+    target: TargetOpt = None,
     frontend: Annotated[
         str | None, typer.Option("--frontend", help="Web frontend base URL.")
     ] = None,
-    report_dir: Annotated[
-        Path | None,
-        typer.Option(
-            "--report-dir",
-            help="Write report.md, report.json, junit.xml, report.html here.",
-            file_okay=False,
-        ),
-    ] = None,
+    report_dir: ReportDirOpt = None,
     duration: Annotated[float | None, typer.Option("--duration", help="Sampling seconds.")] = None,
     rate: Annotated[
         float | None, typer.Option("--rate", help="Requests per second per sampled endpoint.")

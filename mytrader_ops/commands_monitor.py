@@ -18,6 +18,8 @@ from typing import Annotated, NoReturn
 
 import typer
 
+from mytrader_ops.cli_options import EnvOpt, ReportDirOpt, TargetOpt
+
 MONITOR_EXIT_CODES = """Exit codes: 0 the watch ended and no trigger fired (every trigger had
 evidence); 1 a trigger fired (with --auto-rollback: and the rollback completed and verified);
 2 usage or configuration error; 3 no trigger fired but a trigger ended without evidence
@@ -39,12 +41,8 @@ def monitor(
         Path | None,
         typer.Option("--config", help="validate config (environments).", dir_okay=False),
     ] = None,
-    env: Annotated[
-        str | None, typer.Option("--env", help="Environment name in the config.")
-    ] = None,
-    target: Annotated[
-        str | None, typer.Option("--target", help="Backend base URL, e.g. http://127.0.0.1:5002.")
-    ] = None,
+    env: EnvOpt = None,
+    target: TargetOpt = None,
     frontend: Annotated[
         str | None, typer.Option("--frontend", help="Web frontend URL (proxy path).")
     ] = None,
@@ -68,14 +66,7 @@ def monitor(
     resume: Annotated[
         bool, typer.Option("--resume", help="Continue the unfinished watch of this target.")
     ] = False,
-    report_dir: Annotated[
-        Path | None,
-        typer.Option(
-            "--report-dir",
-            help="Write report.md, report.json, junit.xml, report.html.",
-            file_okay=False,
-        ),
-    ] = None,
+    report_dir: ReportDirOpt = None,
     json_lines: Annotated[
         bool, typer.Option("--json", help="One JSON line per window on stdout.")
     ] = False,
