@@ -80,14 +80,18 @@ def test_tampered_signature_and_wrong_secret_are_refused(client: TestClient) -> 
         {"iss": None},
         {"aud": "someone-else"},
         {"iss": "evil"},
-        {"exp": int(time.time()) - 60},  # expired beyond the 10 s leeway
-        {"nbf": int(time.time()) + 120},  # not yet valid
+        {"exp": -60},  # expired beyond the 10 s leeway (seconds relative to now)
+        {"nbf": 120},  # not yet valid
         {"sub": 12345},
     ],
 )
 def test_claims_matrix(client: TestClient, override: dict[str, object]) -> None:
     """S4: PyJWT accepts a token without exp unless told to require it; we require all five."""
-    token = jwt.encode(_claims(**override), TEST_SECRET, algorithm="HS256")
+    now = int(time.time())  # relative times resolved when the test runs, not when collected
+    resolved = {
+        k: now + v if k in ("exp", "nbf") and isinstance(v, int) else v for k, v in override.items()
+    }
+    token = jwt.encode(_claims(**resolved), TEST_SECRET, algorithm="HS256")
     assert _me(client, token) == 401
 
 
