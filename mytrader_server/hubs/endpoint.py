@@ -46,6 +46,7 @@ from mytrader_server.hubs.protocol import (
     ConnectionState,
     encode_close,
 )
+from mytrader_server.serving import install_log_redaction
 from mytrader_server.trading.engine import OrderEngine
 
 log = logging.getLogger(__name__)
@@ -343,32 +344,6 @@ class HubMiddleware:
             await self.server.websocket(scope, receive, send)
             return
         await self.app(scope, receive, send)
-
-
-_SECRET_QUERY = re.compile(r"((?:access_token|id)=)[^&\s\"]*")
-
-
-class RedactQuery(logging.Filter):
-    """Scrubs ``access_token`` and connection ids from server log lines (uvicorn logs the path)."""
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        if isinstance(record.args, tuple) and any(
-            isinstance(a, str) and "=" in a for a in record.args
-        ):
-            record.args = tuple(
-                _SECRET_QUERY.sub(r"\1[redacted]", a) if isinstance(a, str) else a
-                for a in record.args
-            )
-        if isinstance(record.msg, str) and ("access_token=" in record.msg or "id=" in record.msg):
-            record.msg = _SECRET_QUERY.sub(r"\1[redacted]", record.msg)
-        return True
-
-
-def install_log_redaction() -> None:
-    for name in ("uvicorn.error", "uvicorn.access", "uvicorn"):
-        logger = logging.getLogger(name)
-        if not any(isinstance(f, RedactQuery) for f in logger.filters):
-            logger.addFilter(RedactQuery())
 
 
 def install(app: FastAPI, ctx: ServerContext) -> HubServer:

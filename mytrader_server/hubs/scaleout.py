@@ -361,15 +361,7 @@ class FeedLeader:
         with contextlib.suppress(Exception):
             stored = await self.bus.redis.get(f"{self.bus.prefix}:feed-seq")
             known = max(known, int(stored or 0))
-        known = max([known, *(s.seq for s in self.market.states.values())])
-        provider = self.market._provider
-        if hasattr(provider, "_seq") and isinstance(provider._seq, int):
-            provider._seq = max(provider._seq, known)
-            prices = getattr(provider, "_prices", None)
-            if isinstance(prices, dict) and known > 0:
-                for symbol, state in self.market.states.items():
-                    if symbol in prices:
-                        prices[symbol] = float(state.price)
+        self.market.resume_feed(known)
 
     def start(self) -> None:
         self._task = asyncio.get_running_loop().create_task(self._run(), name="feed-leader")

@@ -118,6 +118,10 @@ class MarketDataProvider(Protocol):
 
     def step(self, now: datetime) -> list[Tick]: ...
 
+    def resume(self, states: Iterable[SymbolState], seq: int) -> None:
+        """Continue from these prices, day totals and sequence number (a new feed leader)."""
+        ...
+
 
 def _quantize(value: float, asset: Asset) -> Decimal:
     exp = Decimal(1).scaleb(-asset.price_decimals)
@@ -220,6 +224,17 @@ class SimulatedFeed:
                 )
             )
         return ticks
+
+    def resume(self, states: Iterable[SymbolState], seq: int) -> None:
+        """Take over where another process's feed left off: its prices, cumulative day volume
+        and trade count, and a sequence number past every tick already published."""
+        for state in states:
+            symbol = state.asset.symbol
+            if symbol in self._prices:
+                self._prices[symbol] = float(state.price)
+                self._volume[symbol] = max(self._volume[symbol], state.volume)
+                self._trades[symbol] = max(self._trades[symbol], state.trade_count)
+        self._seq = max(self._seq, seq)
 
     @staticmethod
     def _intraday_profile(now: datetime) -> float:

@@ -66,6 +66,11 @@ class MarketService:
             except Exception:
                 log.exception("tick listener failed")
 
+    def resume_feed(self, seq: int) -> None:
+        """Make this process's feed continue from the current market (scale-out leadership)."""
+        known = max([seq, *(s.seq for s in self.states.values())])
+        self._provider.resume(self.states.values(), known)
+
     def start(self) -> None:
         if self.runs_feed and self._task is None:
             self._task = asyncio.create_task(self._run(), name="market-feed")

@@ -239,7 +239,7 @@ def test_server_log_lines_lose_tokens_and_ids(
 ) -> None:
     import logging
 
-    from mytrader_server.hubs.endpoint import RedactQuery
+    from mytrader_server.serving import RedactQuery
 
     record = logging.LogRecord("uvicorn.error", 20, "f", 1, '%s "WebSocket %s"', args, None)
     assert RedactQuery().filter(record)

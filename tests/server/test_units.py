@@ -198,3 +198,23 @@ def test_conditional_update_sources_come_from_the_state_machine(
     target: OrderStatus, expected: set[OrderStatus]
 ) -> None:
     assert sources(target) == expected
+
+
+def test_a_resumed_feed_continues_prices_totals_and_sequence() -> None:
+    """A new scale-out feed leader continues where the old one left off: no sequence number is
+    reused (followers drop stale ticks) and day volume never goes backwards."""
+    old = SimulatedFeed(seed=1, interval_s=0.25)
+    now = datetime(2026, 1, 5, 15, 0, tzinfo=UTC)
+    states = {s.asset.symbol: s for s in old.initial_state(now)}
+    for _ in range(20):
+        for tick in old.step(now):
+            states[tick.symbol].apply(tick)
+    last_seq = max(s.seq for s in states.values())
+    new = SimulatedFeed(seed=99, interval_s=0.25)
+    new.initial_state(now)
+    new.resume(states.values(), last_seq)
+    for tick in new.step(now):
+        state = states[tick.symbol]
+        assert tick.seq > last_seq
+        assert tick.volume > state.volume
+        assert abs(Decimal(tick.price) - state.price) / state.price < Decimal("0.05")
