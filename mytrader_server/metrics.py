@@ -37,6 +37,10 @@ class Metrics:
         self.in_flight = Gauge(
             "mytrader_http_requests_in_flight", "HTTP requests being served.", registry=r
         )
+        # A plain counter read at scrape time: no lock on the request path.
+        self.requests_in_flight = 0
+        self.in_flight.set_function(lambda: self.requests_in_flight)
+        self._request_children: dict[tuple[str, str, str], tuple[Counter, Histogram]] = {}
         self.db_latency = Histogram(
             "mytrader_db_query_duration_seconds",
             "Database round-trip latency by operation.",
@@ -60,6 +64,17 @@ class Metrics:
             "mytrader_orders_total", "Order state changes by event.", ["event"], registry=r
         )
         self._before_scrape: list[Callable[[], None]] = []
+
+    def observe_request(self, method: str, route: str, status: int, seconds: float) -> None:
+        """Count and time one request. Labelled children are cached: ``labels()`` costs more
+        than the increment itself, and this runs on every request."""
+        key = (method, route, str(status))
+        children = self._request_children.get(key)
+        if children is None:
+            children = (self.requests.labels(*key), self.latency.labels(method, route))
+            self._request_children[key] = children
+        children[0].inc()
+        children[1].observe(seconds)
 
     def before_scrape(self, fn: Callable[[], None]) -> None:
         self._before_scrape.append(fn)

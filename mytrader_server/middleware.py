@@ -7,11 +7,12 @@ buffers bodies. Logging carries the request id and the route template, never a h
 from __future__ import annotations
 
 import asyncio
+import itertools
 import json
 import logging
 import re
+import secrets
 import time
-import uuid
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -20,6 +21,10 @@ from mytrader_server.metrics import Metrics
 
 log = logging.getLogger("mytrader_server.access")
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._\-]{1,64}$")
+# Generated request ids: a random per-process prefix and a counter (unique, and cheaper than a
+# uuid4 per request, which reads the OS random source every time).
+_RID_PREFIX = secrets.token_hex(10)
+_RID_COUNTER = itertools.count()
 
 
 class _BodyTooLarge(Exception):
@@ -55,14 +60,14 @@ class RequestMiddleware:
             await self.app(scope, receive, send)
             return
         started = time.perf_counter()
-        request_id = _incoming_request_id(scope) or uuid.uuid4().hex
+        length, incoming_id = _scan_headers(scope)
+        request_id = incoming_id or f"{_RID_PREFIX}{next(_RID_COUNTER):012x}"
         rid_header = (b"x-request-id", request_id.encode())
         scope.setdefault("state", {})["request_id"] = request_id
         status_holder = [500]
         path: str = scope["path"]
-        self.metrics.in_flight.inc()
+        self.metrics.requests_in_flight += 1
         try:
-            length = _content_length(scope)
             if length is not None and length > self.max_body:
                 await _send_error(send, 413, 41300001, "request body too large", rid_header)
                 status_holder[0] = 413
@@ -111,12 +116,11 @@ class RequestMiddleware:
                     status_holder[0] = 413
                     await _send_error(send, 413, 41300001, "request body too large", rid_header)
         finally:
-            self.metrics.in_flight.dec()
+            self.metrics.requests_in_flight -= 1
             route = _route_template(scope)
-            elapsed = time.perf_counter() - started
-            method = scope["method"]
-            self.metrics.requests.labels(method, route, str(status_holder[0])).inc()
-            self.metrics.latency.labels(method, route).observe(elapsed)
+            self.metrics.observe_request(
+                scope["method"], route, status_holder[0], time.perf_counter() - started
+            )
             if status_holder[0] >= 500:
                 log.warning(
                     "request failed",
@@ -132,22 +136,19 @@ async def _send_error(
     await send(body)
 
 
-def _incoming_request_id(scope: Scope) -> str | None:
-    for name, value in scope["headers"]:
-        if name == b"x-request-id":
-            text = value.decode("latin-1")
-            return text if _REQUEST_ID.match(text) else None
-    return None
-
-
-def _content_length(scope: Scope) -> int | None:
+def _scan_headers(scope: Scope) -> tuple[int | None, str | None]:
+    """Content-Length (None if absent or unreadable) and a sane incoming X-Request-ID."""
+    length = request_id = None
     for name, value in scope["headers"]:
         if name == b"content-length":
             try:
-                return int(value)
+                length = int(value)
             except ValueError:
-                return None
-    return None
+                length = None
+        elif name == b"x-request-id":
+            text = value.decode("latin-1")
+            request_id = text if _REQUEST_ID.match(text) else None
+    return length, request_id
 
 
 def _route_template(scope: Scope) -> str:

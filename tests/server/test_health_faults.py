@@ -171,6 +171,7 @@ def test_request_ids(client: TestClient) -> None:
     generated = client.get("/api/symbols", headers={"x-request-id": "bad id with spaces"})
     assert generated.headers["x-request-id"] != "bad id with spaces"
     assert len(generated.headers["x-request-id"]) == 32
+    assert generated.headers["x-request-id"] != client.get("/health/live").headers["x-request-id"]
 
 
 def test_openapi_docs(client: TestClient) -> None:
