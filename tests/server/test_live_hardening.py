@@ -72,40 +72,29 @@ def test_refuses_to_start_with_bad_settings(
     assert "Traceback" not in done.stderr
 
 
-def test_users_add_reads_password_from_stdin(tmp_path: Path, live_server: LiveServer) -> None:
-    env = live_server.env
-    done = subprocess.run(
-        [sys.executable, "-m", "mytrader_server", "users", "add", "synthetic-1"],
-        input="synthetic-password\n",
+def _users_add(env: dict[str, str], name: str, password: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "mytrader_server", "users", "add", name],
+        input=password + "\n",
         env=env,
         capture_output=True,
         text=True,
         timeout=scaled(60),
     )
+
+
+def test_users_add_reads_password_from_stdin(tmp_path: Path, live_server: LiveServer) -> None:
+    done = _users_add(live_server.env, "synthetic-1", "synthetic-password")
     assert done.returncode == 0, done.stderr
     assert "synthetic-password" not in done.stdout + done.stderr
     status, body = live_server.request(
         "POST", "/api/auth/login", {"username": "synthetic-1", "password": "synthetic-password"}
     )
     assert status == 200, body
-    again = subprocess.run(
-        [sys.executable, "-m", "mytrader_server", "users", "add", "synthetic-1"],
-        input="synthetic-password\n",
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=scaled(60),
-    )
+    again = _users_add(live_server.env, "synthetic-1", "synthetic-password")
     assert again.returncode == 2
     assert "already exists" in again.stderr
-    bad = subprocess.run(
-        [sys.executable, "-m", "mytrader_server", "users", "add", "x"],
-        input="short\n",
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=scaled(60),
-    )
+    bad = _users_add(live_server.env, "x", "short")
     assert bad.returncode == 2
     assert "Traceback" not in bad.stderr
 
