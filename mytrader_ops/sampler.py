@@ -27,6 +27,7 @@ from mytrader_ops.stats import LatencyHistogram, LatencySummary
 MAX_CPU_SHARE = 0.80
 IDLE_MAX_S = 2.0
 SWEEP_S = 0.02
+TIMER_GRAIN_S = 0.001
 
 
 @dataclass(frozen=True, slots=True)
@@ -162,7 +163,7 @@ async def _one(
     start = sent if free else due
     try:
         if free:
-            lag.record_ms((sent - due) * 1000)
+            lag.record_ms(max(0.0, sent - due) * 1000)
         if sent - due > late_after_s:
             result.late += 1
         task = asyncio.current_task()
@@ -243,7 +244,9 @@ async def run_sampler(
             for k, (spec, raw) in enumerate(plan):
                 due = t0 + i / rate + k * stagger
                 delay = due - time.perf_counter()
-                if delay > 0:
+                if delay > TIMER_GRAIN_S:
+                    # asyncio's timers resolve to about a millisecond: sleeping for less costs
+                    # a wake-up and buys no precision, so sends due within it go out together.
                     await asyncio.sleep(delay)
                 task = asyncio.create_task(
                     _one(
