@@ -435,6 +435,9 @@ def _auto_rollback(
         evidence=evidence,
         new=True,
         overrides=overrides or None,
+        # One rollback per watch: a monitor resumed after dying mid-rollback continues that
+        # rollback from its audit log instead of starting another one.
+        rollback_id=f"rb-{plan.watch_id}",
     )
     err.write(
         f"Rolling back with {rb.plan}" + (f" to {rb.to_version}" if rb.to_version else "") + "\n"

@@ -42,6 +42,8 @@ def test_drill_rolls_a_bad_release_back(tmp_path: Path) -> None:
     start = records[0]
     assert "error-rate" in start["reason"]
     assert start["evidence"]["source"] == "mytrader-ops monitor --auto-rollback"
+    # one rollback per watch: a resumed monitor continues this id rather than starting another
+    assert start["rollback_id"] == f"rb-{start['evidence']['watch_id']}"
     assert records[-1]["outcome"] == "rolled-back"
     windows = [
         json.loads(line) for line in (base / "reports" / "monitor.jsonl").read_text().splitlines()
