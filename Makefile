@@ -5,7 +5,7 @@ PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 
-.PHONY: install check test demo bench clean
+.PHONY: install check test demo drill bench clean
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -24,6 +24,9 @@ test: install
 
 demo: install
 	scripts/demo
+
+drill: install
+	scripts/drill
 
 bench: install
 	scripts/bench
