@@ -74,7 +74,8 @@ def describe_step(step: Step) -> str:
     return f"{_MARK[step.outcome]} {step.name}{took}{detail}"
 
 
-def _verdict(meta: CheckMeta, status: Status, summary: str, **kw: object) -> Verdict:
+def make_verdict(meta: CheckMeta, status: Status, summary: str, **kw: object) -> Verdict:
+    """A verdict carrying the check's identity; every judge builds its verdicts here."""
     return Verdict(
         check_id=meta.check_id,
         title=meta.title,
@@ -102,25 +103,25 @@ def judge_observation(meta: CheckMeta, obs: Observation, limits: tuple[Limit, ..
     )
     extra = {"evidence": evidence, "measurements": measurements, "label": obs.label}
     if obs.error is not None:
-        return _verdict(meta, Status.FAIL, f"could not observe: {obs.error}", **extra)
+        return make_verdict(meta, Status.FAIL, f"could not observe: {obs.error}", **extra)
     failed = obs.failed_steps()
     if failed:  # a failure seen is decisive even if other evidence is missing
         first = failed[0]
-        return _verdict(meta, Status.FAIL, f"{first.name} failed: {first.detail}", **extra)
+        return make_verdict(meta, Status.FAIL, f"{first.name} failed: {first.detail}", **extra)
     if obs.inconclusive is not None:
-        return _verdict(meta, Status.INCONCLUSIVE, f"no evidence: {obs.inconclusive}", **extra)
+        return make_verdict(meta, Status.INCONCLUSIVE, f"no evidence: {obs.inconclusive}", **extra)
     for m, lim in zip(measurements, limits, strict=True):
         if m.value is None:
-            return _verdict(meta, Status.INCONCLUSIVE, f"{lim.value} was not measured", **extra)
+            return make_verdict(meta, Status.INCONCLUSIVE, f"{lim.value} was not measured", **extra)
         if not lim.holds(m.value):
-            return _verdict(meta, Status.FAIL, m.describe(), **extra)
+            return make_verdict(meta, Status.FAIL, m.describe(), **extra)
     unknown = [s for s in obs.steps if s.outcome == "unknown"]
     if unknown:
-        return _verdict(
+        return make_verdict(
             meta, Status.INCONCLUSIVE, f"{unknown[0].name}: {unknown[0].detail}", **extra
         )
     summary = "; ".join(m.describe() for m in measurements) or _steps_summary(obs.steps)
-    return _verdict(meta, Status.PASS, summary, **extra)
+    return make_verdict(meta, Status.PASS, summary, **extra)
 
 
 def _steps_summary(steps: tuple[Step, ...]) -> str:
@@ -159,7 +160,7 @@ def judge_latency(
         # The sampler's own delay could explain up to `sampler_lag_ms` of each latency: only a
         # breach larger than that is still decisive.
         if n >= needed and ev.value_ms - ev.sampler_lag_ms > max_ms:
-            return _verdict(
+            return make_verdict(
                 meta,
                 Status.FAIL,
                 f"{m.describe()} (breach exceeds the sampler's "
@@ -172,9 +173,9 @@ def judge_latency(
             else f"the sampler's own delay ({ev.sampler_lag_ms:.2f} ms at p{percentile:g}) exceeds "
             f"{MAX_SAMPLER_SHARE:.0%} of the {max_ms:g} ms limit; measured {m.describe()}"
         )
-        return _verdict(meta, Status.INCONCLUSIVE, why, **kw)
+        return make_verdict(meta, Status.INCONCLUSIVE, why, **kw)
     if n < needed:
-        return _verdict(
+        return make_verdict(
             meta,
             Status.INCONCLUSIVE,
             f"{n} samples, {needed} needed for p{percentile:g}: {m.describe()}",
@@ -182,10 +183,10 @@ def judge_latency(
         )
     _lo, hi = ev.interval_ms
     if ev.value_ms > max_ms:
-        return _verdict(meta, Status.FAIL, m.describe(), **kw)
+        return make_verdict(meta, Status.FAIL, m.describe(), **kw)
     if hi > max_ms:
-        return _verdict(meta, Status.WARN, f"{m.describe()}; interval reaches the limit", **kw)
-    return _verdict(meta, Status.PASS, m.describe(), **kw)
+        return make_verdict(meta, Status.WARN, f"{m.describe()}; interval reaches the limit", **kw)
+    return make_verdict(meta, Status.PASS, m.describe(), **kw)
 
 
 def judge_rate_below(
@@ -203,15 +204,15 @@ def judge_rate_below(
     m = Measurement(name, rate, "%", max_rate, "<", n, (lo, hi) if n else None)
     kw = {"measurements": (m,), "evidence": evidence}
     if n < min_samples:
-        return _verdict(
+        return make_verdict(
             meta, Status.INCONCLUSIVE, f"{n} samples, {min_samples} needed: {m.describe()}", **kw
         )
     assert rate is not None
     if rate >= max_rate:
-        return _verdict(meta, Status.FAIL, m.describe(), **kw)
+        return make_verdict(meta, Status.FAIL, m.describe(), **kw)
     if hi >= max_rate:
-        return _verdict(meta, Status.WARN, f"{m.describe()}; interval reaches the limit", **kw)
-    return _verdict(meta, Status.PASS, m.describe(), **kw)
+        return make_verdict(meta, Status.WARN, f"{m.describe()}; interval reaches the limit", **kw)
+    return make_verdict(meta, Status.PASS, m.describe(), **kw)
 
 
 def judge_rate_above(
@@ -229,12 +230,12 @@ def judge_rate_above(
     m = Measurement(name, rate, "%", min_rate, ">", n, (lo, hi) if n else None)
     kw = {"measurements": (m,), "evidence": evidence}
     if n < min_samples:
-        return _verdict(
+        return make_verdict(
             meta, Status.INCONCLUSIVE, f"{n} samples, {min_samples} needed: {m.describe()}", **kw
         )
     assert rate is not None
     if rate <= min_rate:
-        return _verdict(meta, Status.FAIL, m.describe(), **kw)
+        return make_verdict(meta, Status.FAIL, m.describe(), **kw)
     if lo <= min_rate:
-        return _verdict(meta, Status.WARN, f"{m.describe()}; interval reaches the limit", **kw)
-    return _verdict(meta, Status.PASS, m.describe(), **kw)
+        return make_verdict(meta, Status.WARN, f"{m.describe()}; interval reaches the limit", **kw)
+    return make_verdict(meta, Status.PASS, m.describe(), **kw)

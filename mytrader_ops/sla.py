@@ -25,6 +25,7 @@ from mytrader_ops.evaluate import (
     judge_observation,
     judge_rate_above,
     judge_rate_below,
+    make_verdict,
 )
 from mytrader_ops.observation import Observation, utc_now
 from mytrader_ops.plan import RunPlan
@@ -75,14 +76,10 @@ def _stream(
 
 def _no_response_verdict(meta: CheckMeta, name: str, errors: int, kinds: dict[str, int]) -> Verdict:
     top = max(kinds, key=lambda k: kinds[k]) if kinds else "no response"
-    return Verdict(
-        meta.check_id,
-        meta.title,
+    return make_verdict(
+        meta,
         Status.FAIL,
         f"{name}: no response to any of {errors} requests ({top})",
-        critical=meta.critical,
-        component=meta.component,
-        criterion=meta.criterion,
         evidence=tuple(f"{n} x {k}" for k, n in kinds.items()),
     )
 

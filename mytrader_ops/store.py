@@ -10,6 +10,7 @@ from pathlib import Path
 
 from mytrader_ops.errors import StoreError
 from mytrader_ops.report.model import RunReport, dumps, from_json
+from mytrader_ops.sqlitefile import open_sqlite
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS runs (
@@ -38,13 +39,7 @@ class RunStore:
         self.path = path
 
     def _connect(self) -> sqlite3.Connection:
-        try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            conn = sqlite3.connect(self.path, timeout=10)
-            conn.execute(_SCHEMA)
-        except (OSError, sqlite3.Error) as exc:
-            raise StoreError(f"cannot open run store {self.path}: {exc}") from None
-        return conn
+        return open_sqlite(self.path, [_SCHEMA], "run store")
 
     def save(self, report: RunReport) -> None:
         with closing(self._connect()) as conn, conn:

@@ -20,6 +20,7 @@ from typing import Any
 
 from mytrader_ops.errors import StoreError
 from mytrader_ops.monitor.windows import WindowSummary, from_dict, to_dict
+from mytrader_ops.sqlitefile import open_sqlite
 
 _SCHEMA = (
     """CREATE TABLE IF NOT EXISTS watches (
@@ -81,16 +82,7 @@ class WatchStore:
         self.path = path
 
     def _connect(self) -> sqlite3.Connection:
-        try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            conn = sqlite3.connect(self.path, timeout=10)
-            conn.execute("PRAGMA journal_mode=WAL")
-            conn.execute("PRAGMA synchronous=FULL")
-            for ddl in _SCHEMA:
-                conn.execute(ddl)
-        except (OSError, sqlite3.Error) as exc:
-            raise StoreError(f"cannot open monitor store {self.path}: {exc}") from None
-        return conn
+        return open_sqlite(self.path, _SCHEMA, "monitor store", durable=True)
 
     def create(self, rec: WatchRecord) -> None:
         with closing(self._connect()) as conn, conn:

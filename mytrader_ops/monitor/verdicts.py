@@ -17,7 +17,13 @@ from collections.abc import Sequence
 
 from mytrader_ops import __version__
 from mytrader_ops.decision import decide
-from mytrader_ops.evaluate import CheckMeta, LatencyEvidence, judge_latency, judge_rate_below
+from mytrader_ops.evaluate import (
+    CheckMeta,
+    LatencyEvidence,
+    judge_latency,
+    judge_rate_below,
+    make_verdict,
+)
 from mytrader_ops.monitor.aggregate import PhaseTotals, Totals
 from mytrader_ops.monitor.settings import (
     CRITICAL_PHASE_S,
@@ -41,36 +47,25 @@ def _iso(t: float) -> str:
     return dt.datetime.fromtimestamp(t, dt.UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
 
 
-def _v(meta: CheckMeta, status: Status, summary: str, **kw: object) -> Verdict:
-    return Verdict(
-        meta.check_id,
-        meta.title,
-        status,
-        summary,
-        critical=meta.critical,
-        component=meta.component,
-        criterion=meta.criterion,
-        **kw,  # type: ignore[arg-type]
-    )
-
-
 def judge_share(
     meta: CheckMeta, name: str, ok: int, n: int, min_rate: float, evidence: tuple[str, ...] = ()
 ) -> Verdict:
     """A success share over windows or attempts: no attempts -> INCONCLUSIVE, below -> FAIL."""
     if n == 0:
-        return _v(meta, Status.INCONCLUSIVE, f"{name}: nothing measured", evidence=evidence)
+        return make_verdict(
+            meta, Status.INCONCLUSIVE, f"{name}: nothing measured", evidence=evidence
+        )
     rate = ok / n
     m = Measurement(name, rate, "%", min_rate, ">=", n, wilson_interval(ok, n))
     status = Status.PASS if rate >= min_rate else Status.FAIL
-    return _v(meta, status, m.describe(), measurements=(m,), evidence=evidence)
+    return make_verdict(meta, status, m.describe(), measurements=(m,), evidence=evidence)
 
 
 def _leak_verdict(meta: CheckMeta, finding: LeakFinding, what: str) -> Verdict:
     status = {"stable": Status.PASS, "leak": Status.FAIL, "unknown": Status.INCONCLUSIVE}[
         finding.verdict
     ]
-    return _v(meta, status, f"{what}: {finding.detail}")
+    return make_verdict(meta, status, f"{what}: {finding.detail}")
 
 
 def critical_checks(
@@ -176,7 +171,7 @@ def extended_checks(
         "CPU (process_cpu_seconds_total rate)",
     )
     if cpu.trend is not None and cpu.trend.mean > th.max_cpu_share:
-        cpu_v = _v(
+        cpu_v = make_verdict(
             CheckMeta("monitor-cpu", "CPU stable", criterion=crit),
             Status.FAIL,
             f"mean {cpu.trend.mean:.2f} cores vs limit {th.max_cpu_share:g}; {cpu.detail}",
@@ -184,7 +179,7 @@ def extended_checks(
     out.append(cpu_v)
     meta = CheckMeta("monitor-database", "Database performance acceptable", criterion=crit)
     if totals.db_windows == 0:
-        out.append(_v(meta, Status.INCONCLUSIVE, "no database figure in any window"))
+        out.append(make_verdict(meta, Status.INCONCLUSIVE, "no database figure in any window"))
     else:
         p95 = totals.db_ms.percentile_ms(95) if totals.db_ms.count else None
         m = Measurement(
@@ -192,17 +187,23 @@ def extended_checks(
         )
         fail_text = f"{totals.db_fail_windows} of {totals.db_windows} windows reported it failing"
         if totals.db_fail_windows:
-            out.append(_v(meta, Status.FAIL, f"database failing: {fail_text}", measurements=(m,)))
+            out.append(
+                make_verdict(meta, Status.FAIL, f"database failing: {fail_text}", measurements=(m,))
+            )
         elif p95 is None:
-            out.append(_v(meta, Status.INCONCLUSIVE, "no database latency measured"))
+            out.append(make_verdict(meta, Status.INCONCLUSIVE, "no database latency measured"))
         else:
             ok = p95 <= th.db_p95_ms
             out.append(
-                _v(meta, Status.PASS if ok else Status.FAIL, m.describe(), measurements=(m,))
+                make_verdict(
+                    meta, Status.PASS if ok else Status.FAIL, m.describe(), measurements=(m,)
+                )
             )
     meta = CheckMeta("monitor-data-flow", "Real-time data flow continuous", component="hubs")
     if totals.stream_windows == 0:
-        out.append(_v(meta, Status.INCONCLUSIVE, "the market-data stream was not watched"))
+        out.append(
+            make_verdict(meta, Status.INCONCLUSIVE, "the market-data stream was not watched")
+        )
     else:
         m = Measurement("longest market-data gap", totals.max_gap_s, "s", th.max_stream_gap_s, "<=")
         gaps = tuple(f"gap from {_iso(a)} lasting {b:.1f} s" for a, b in totals.gaps[-20:])
@@ -213,7 +214,9 @@ def extended_checks(
         )
         ok = totals.max_gap_s <= th.max_stream_gap_s and not totals.gaps
         out.append(
-            _v(meta, Status.PASS if ok else Status.FAIL, summary, measurements=(m,), evidence=gaps)
+            make_verdict(
+                meta, Status.PASS if ok else Status.FAIL, summary, measurements=(m,), evidence=gaps
+            )
         )
     meta = CheckMeta("monitor-auth", "No authentication failures", criterion=crit)
     auth_text = (
@@ -221,12 +224,14 @@ def extended_checks(
         f"{totals.auth_no_data} without a verdict"
     )
     if totals.auth_failed:
-        out.append(_v(meta, Status.FAIL, f"{auth_text}; last: {totals.auth_last_failure}"))
+        out.append(
+            make_verdict(meta, Status.FAIL, f"{auth_text}; last: {totals.auth_last_failure}")
+        )
     elif totals.auth_ok == 0:
         why = "" if has_credentials else " (no credentials configured)"
-        out.append(_v(meta, Status.INCONCLUSIVE, f"{auth_text}{why}"))
+        out.append(make_verdict(meta, Status.INCONCLUSIVE, f"{auth_text}{why}"))
     else:
-        out.append(_v(meta, Status.PASS, auth_text))
+        out.append(make_verdict(meta, Status.PASS, auth_text))
     w = totals.whole
     for path, title, component, scoped in (
         ("direct", "Connectivity: direct", "backend", True),
@@ -240,14 +245,14 @@ def extended_checks(
         v = judge_share(meta, f"{path} path successes", good, n, th.min_hub_success)
         if not scoped:
             need = "frontend URL" if path == "proxy" else "credentials"
-            v = _v(
+            v = make_verdict(
                 meta,
                 Status.INCONCLUSIVE,
                 f"not in scope: no {need} given for this watch",
                 in_scope=path == "mobile",
             )
         if path == "mobile":
-            v = _v(
+            v = make_verdict(
                 meta,
                 v.status,
                 v.summary,
@@ -283,7 +288,7 @@ def trigger_verdicts(
             status = Status.INCONCLUSIVE
         note = "" if seen.get(spec.id) else " (no window of the watch had evidence)"
         evidence = tuple(f"{_iso(e.start_s)}: {e.verdict}: {e.note}" for e in st.evidence)
-        out.append(_v(meta, status, f"{st.summary}{note}", evidence=evidence))
+        out.append(make_verdict(meta, status, f"{st.summary}{note}", evidence=evidence))
     return out
 
 
