@@ -191,11 +191,7 @@ async def get_portfolio(call: Call, args: tuple[JSONValue, ...]) -> JSONValue:
     """The caller's account and positions, in the PortfolioUpdate shape."""
     _arity(args, 0, 0)
     assert call.conn.principal is not None
-    engine = call.services.engine
-    user_id = call.conn.principal.user_id
-    account = await engine.account(user_id)
-    positions = await engine.positions(user_id)
-    return {"account": account, "positions": list[JSONValue](positions)}
+    return await call.services.engine.portfolio(call.conn.principal.user_id)
 
 
 HUBS: Final = {

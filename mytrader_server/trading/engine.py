@@ -14,14 +14,14 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from decimal import Decimal
 
-from sqlalchemy import func, select, update
+from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from mytrader_server.auth.tokens import Principal
 from mytrader_server.db.models import Account, Fill, Order, Position
 from mytrader_server.errors import TradingError, not_found, unprocessable
-from mytrader_server.events import EventBus, JSONObject, JSONValue, Tick, UserEvent
+from mytrader_server.events import EventBus, JSONObject, Tick, UserEvent
 from mytrader_server.market.service import MarketService
 from mytrader_server.market.universe import find_asset
 from mytrader_server.metrics import Metrics
@@ -347,10 +347,21 @@ class OrderEngine:
             return [order_json(o) for o in await session.scalars(query)]
 
     async def account(self, user_id: str) -> JSONObject:
-        async with self._sessions() as session:
-            account = await self._account(session, user_id)
-            positions = await self._positions(session, user_id)
+        account, positions = await self._holdings(user_id)
         return account_json(account, positions, account.reserved_cash, self._market)
+
+    async def portfolio(self, user_id: str) -> JSONObject:
+        """Account and positions from one read: the PortfolioUpdate shape."""
+        account, positions = await self._holdings(user_id)
+        return {
+            "account": account_json(account, positions, account.reserved_cash, self._market),
+            "positions": [position_json(p, self._market) for p in positions],
+        }
+
+    async def _holdings(self, user_id: str) -> tuple[Account, list[Position]]:
+        async with self._sessions() as session:
+            account = await self._account(session, user_id, lock=False)
+            return account, await self._positions(session, user_id)
 
     async def positions(self, user_id: str) -> list[JSONObject]:
         async with self._sessions() as session:
@@ -365,16 +376,9 @@ class OrderEngine:
             raise not_found("position")
         return position_json(row, self._market)
 
-    async def order_count(self) -> int:
-        async with self._sessions() as session:
-            return int(await session.scalar(select(func.count()).select_from(Order)) or 0)
-
     async def _publish_portfolio(self, user_id: str) -> None:
         try:
-            payload: JSONObject = {
-                "account": await self.account(user_id),
-                "positions": list[JSONValue](await self.positions(user_id)),
-            }
+            payload = await self.portfolio(user_id)
         except Exception:
             log.warning("portfolio update for a user could not be built")
             return
@@ -396,10 +400,10 @@ class OrderEngine:
             )
 
     @staticmethod
-    async def _account(session: AsyncSession, user_id: str) -> Account:
-        account = await session.scalar(
-            select(Account).where(Account.user_id == user_id).with_for_update()
-        )
+    async def _account(session: AsyncSession, user_id: str, lock: bool = True) -> Account:
+        """The user's account row; ``lock`` (FOR UPDATE on PostgreSQL) in writing transactions."""
+        query = select(Account).where(Account.user_id == user_id)
+        account = await session.scalar(query.with_for_update() if lock else query)
         if account is None:
             raise not_found("account")
         return account
