@@ -33,7 +33,6 @@ sys.path.insert(0, str(REPO))
 
 from mytrader_ops.monitor.aggregate import Totals  # noqa: E402
 from mytrader_ops.monitor.dashboard import JsonLines  # noqa: E402
-from mytrader_ops.monitor.histograms import encode, merge_into  # noqa: E402
 from mytrader_ops.monitor.rules import to_window  # noqa: E402
 from mytrader_ops.monitor.store import WatchRecord, WatchStore  # noqa: E402
 from mytrader_ops.monitor.windows import PathTally, WindowSummary  # noqa: E402
@@ -176,14 +175,14 @@ def memory_and_store_part(interval: float, hours: float) -> dict[str, object]:
     t0 = time.perf_counter()
     for i in range(int(hours * per_hour)):
         w, hist = synthetic(i, interval, rng)
-        merge_into(hist_all, hist)
+        hist_all.merge(hist)
         if w.start_s < 1800:
-            merge_into(hist_crit, hist)
+            hist_crit.merge(hist)
         board = board.advance(to_window(w))
         totals.add(w)
         states = [board.statuses[t.id] for t in default_triggers()]
         sink.window(w, states, totals)
-        store.checkpoint("bench", w, encode(hist_all), encode(hist_crit))
+        store.checkpoint("bench", w, hist_all.encode(), hist_crit.encode())
         if (i + 1) % per_hour == 0:
             heap, _peak = tracemalloc.get_traced_memory()
             samples.append(

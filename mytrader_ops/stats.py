@@ -87,6 +87,29 @@ class LatencyHistogram:
     def count(self) -> int:
         return int(self._h.get_total_count())
 
+    def merge(self, other: LatencyHistogram) -> None:
+        """Add another histogram's samples (and their exact sum) to this one."""
+        if other.count:
+            self._h.add(other._h)
+            self._sum_ms += other._sum_ms
+
+    def encode(self) -> str:
+        """A compact text form (a few hundred bytes, whatever the count) for checkpoints."""
+        if not self.count:
+            return ""
+        return f"{self._sum_ms!r};{self._h.encode().decode('ascii')}"
+
+    @classmethod
+    def decode(cls, text: str) -> LatencyHistogram:
+        hist = cls()
+        if text:
+            total, _, encoded = text.rpartition(";")
+            hist._h.decode_and_add(encoded.encode("ascii"))
+            hist._sum_ms = (
+                float(total) if total else hist._h.get_mean_value() * hist.count / _US_PER_MS
+            )
+        return hist
+
     def percentile_ms(self, percentile: float) -> float:
         if self.count == 0:
             return math.nan

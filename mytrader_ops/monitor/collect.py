@@ -26,7 +26,6 @@ from dataclasses import dataclass, field
 import httpx
 
 from mytrader_ops import healthformat
-from mytrader_ops.monitor.histograms import merge_into
 from mytrader_ops.monitor.promvalues import Scrape, db_mean_ms, reduce_scrape
 from mytrader_ops.monitor.stream import StreamWatcher
 from mytrader_ops.monitor.windows import (
@@ -259,7 +258,7 @@ async def collect_window(
             kinds[f"{r.path}: {k}"] += v
     window_hist = LatencyHistogram()
     for r in sampled.streams.values():
-        merge_into(window_hist, r.histogram)
+        window_hist.merge(r.histogram)
     merged = window_hist.summary()
     paths["direct-api"] = PathTally(n, n - errors)
     # the stream

@@ -24,7 +24,6 @@ from typing import Literal, Protocol
 from mytrader_ops.config import Credentials
 from mytrader_ops.monitor.aggregate import Totals
 from mytrader_ops.monitor.collect import CollectSettings, CollectState, collect_window
-from mytrader_ops.monitor.histograms import encode, merge_into
 from mytrader_ops.monitor.rules import to_window
 from mytrader_ops.monitor.settings import CRITICAL_PHASE_S, Phase, Thresholds
 from mytrader_ops.monitor.store import WatchStore
@@ -139,11 +138,11 @@ async def run_watch(
 
     def record(w: WindowSummary, hist: LatencyHistogram | None) -> list[TriggerStatus]:
         if hist is not None:
-            merge_into(hist_all, hist)
+            hist_all.merge(hist)
             if w.start_s - plan.start_s < CRITICAL_PHASE_S:
-                merge_into(hist_critical, hist)
+                hist_critical.merge(hist)
         found = advance(w)
-        store.checkpoint(plan.watch_id, w, encode(hist_all), encode(hist_critical))
+        store.checkpoint(plan.watch_id, w, hist_all.encode(), hist_critical.encode())
         for obs in observers:
             obs.window(w, found, totals)
         return found

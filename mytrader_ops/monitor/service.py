@@ -22,7 +22,6 @@ from typing import IO
 
 from mytrader_ops.monitor.collect import DEFAULT_PATHS, CollectSettings
 from mytrader_ops.monitor.dashboard import JsonLines, LiveDashboard, PlainLines
-from mytrader_ops.monitor.histograms import decode
 from mytrader_ops.monitor.loop import Observer, WatchPlan, WatchResult, run_watch
 from mytrader_ops.monitor.settings import (
     DEFAULT_INTERVAL_S,
@@ -41,6 +40,7 @@ from mytrader_ops.monitor.store import WatchRecord, WatchStore
 from mytrader_ops.monitor.verdicts import build_report, exit_code_for
 from mytrader_ops.redaction import Redactor
 from mytrader_ops.report.model import RunReport
+from mytrader_ops.stats import LatencyHistogram
 from mytrader_ops.triggers import AnyTrigger, TriggerStatus, default_triggers
 
 EXIT_ROLLBACK_FAILED = 4
@@ -222,7 +222,10 @@ def run_monitor(
         paths = tuple(str(p) for p in s["paths"])
         phase: Phase = rec.phase  # type: ignore[assignment]
         interval_s, start_s, deadline_s = rec.interval_s, rec.start_s, rec.deadline_s
-        hist_all, hist_critical = decode(rec.hist_all), decode(rec.hist_critical)
+        hist_all, hist_critical = (
+            LatencyHistogram.decode(rec.hist_all),
+            LatencyHistogram.decode(rec.hist_critical),
+        )
         watch_id = rec.watch_id
         frontend = s.get("frontend") if isinstance(s.get("frontend"), str) else None
         err.write(

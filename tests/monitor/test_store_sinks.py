@@ -13,7 +13,6 @@ from pathlib import Path
 import pytest
 
 from mytrader_ops.errors import ConfigError
-from mytrader_ops.monitor.histograms import decode, encode
 from mytrader_ops.monitor.settings import CommandSink, WebhookSink, load_monitor_file
 from mytrader_ops.monitor.sinks import Alert, notify, render_argv
 from mytrader_ops.monitor.store import WatchRecord, WatchStore
@@ -46,14 +45,14 @@ def test_checkpoint_and_load(tmp_path: Path) -> None:
         hist.record_ms(v)
     for i in range(3):
         store.checkpoint(
-            "w1", WindowSummary(i, 100 + 2 * i, 102 + 2 * i, requests=i), encode(hist), ""
+            "w1", WindowSummary(i, 100 + 2 * i, 102 + 2 * i, requests=i), hist.encode(), ""
         )
     assert store.latest_running("http://x", "local") is not None
     assert store.latest_running("http://y", "local") is None
     loaded, windows = store.load("w1")
     assert (loaded.start_s, loaded.deadline_s) == (100.0, 160.0)
     assert [w.requests for w in windows] == [0, 1, 2]
-    assert decode(loaded.hist_all).count == 3
+    assert LatencyHistogram.decode(loaded.hist_all).count == 3
     store.finish("w1", "ended", 0)
     assert store.latest_running("http://x", "local") is None
 

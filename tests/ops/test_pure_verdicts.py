@@ -224,3 +224,23 @@ def test_known_issues(status: Status, expires: dt.date, after: Status) -> None:
 
 def test_nan_free_percentile_on_empty_histogram() -> None:
     assert math.isnan(LatencyHistogram().percentile_ms(95))
+
+
+def test_histogram_merge_and_checkpoint_keep_count_percentiles_and_exact_mean() -> None:
+    """The monitor merges window histograms and checkpoints them as text: nothing may drift."""
+    from mytrader_ops.stats import LatencyHistogram
+
+    a, b = LatencyHistogram(), LatencyHistogram()
+    for v in (1.0, 2.0, 3.0):
+        a.record_ms(v)
+    for v in (10.0, 20.0):
+        b.record_ms(v)
+    a.merge(b)
+    assert a.count == 5
+    assert a.summary().mean_ms == pytest.approx(36.0 / 5)
+    restored = LatencyHistogram.decode(a.encode())
+    assert restored.count == 5
+    assert restored.summary().mean_ms == pytest.approx(36.0 / 5)
+    assert restored.percentile_ms(99) == pytest.approx(a.percentile_ms(99))
+    assert LatencyHistogram.decode("").count == 0
+    assert LatencyHistogram().encode() == ""
