@@ -18,6 +18,7 @@ import pytest
 from pysignalr.client import SignalRClient
 from pysignalr.exceptions import AuthorizationError
 from pysignalr.messages import CancelInvocationMessage, CompletionMessage, Message, PingMessage
+from signalrcore.hub import base_hub_connection as core_hub
 from signalrcore.hub_connection_builder import HubConnectionBuilder
 from signalrcore.messages.cancel_invocation_message import CancelInvocationMessage as CoreCancel
 
@@ -213,6 +214,24 @@ def _core_start(conn: Any) -> None:
     assert opened.wait(scaled(10)), "signalrcore did not open"
 
 
+def _core_stream(conn: Any, method: str, args: list[Any], callbacks: dict[str, Any]) -> Any:
+    """``conn.stream(...).subscribe(...)`` without its race: signalrcore sends the invocation
+    before ``subscribe`` can run, so an item the server sends at once goes to the default
+    callback, which only logs. The handler is subscribed before the invocation leaves."""
+    original = core_hub.StreamHandler
+
+    def subscribed(event: str, invocation_id: str) -> Any:
+        handler = original(event, invocation_id)
+        handler.subscribe(callbacks)
+        return handler
+
+    core_hub.StreamHandler = subscribed
+    try:
+        return conn.stream(method, args)
+    finally:
+        core_hub.StreamHandler = original
+
+
 def _core_invoke(conn: Any, method: str, args: list[Any]) -> Any:
     done = threading.Event()
     box: list[Any] = []
@@ -258,18 +277,18 @@ def test_signalrcore_market_data(hub_server: LiveServer, skip: bool) -> None:
         # stream with completion (signalrcore sends "streamIds": [])
         items: list[Any] = []
         complete = threading.Event()
-        conn.stream("StreamPrices", ["MSFT", 3]).subscribe(
-            {"next": items.append, "complete": lambda _: complete.set(), "error": errors.append}
-        )
+        callbacks = {
+            "next": items.append,
+            "complete": lambda _: complete.set(),
+            "error": errors.append,
+        }
+        _core_stream(conn, "StreamPrices", ["MSFT", 3], callbacks)
         assert complete.wait(scaled(10))
         assert [i["symbol"] for i in items] == ["MSFT"] * 3
         # stream cancelled
         items.clear()
         complete.clear()
-        handler = conn.stream("StreamPrices", ["AAPL"])
-        handler.subscribe(
-            {"next": items.append, "complete": lambda _: complete.set(), "error": errors.append}
-        )
+        handler = _core_stream(conn, "StreamPrices", ["AAPL"], callbacks)
         wait_until(lambda: len(items) >= 2)
         conn.transport.send(CoreCancel(handler.invocation_id))
         assert complete.wait(scaled(10))
