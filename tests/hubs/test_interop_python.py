@@ -84,10 +84,15 @@ async def _invoke(client: SignalRClient, method: str, args: list[Any]) -> Comple
     return await asyncio.wait_for(done, scaled(10))
 
 
-async def _close(task: asyncio.Task[None]) -> None:
+async def _close(client: SignalRClient, task: asyncio.Task[None]) -> None:
+    """Stop pysignalr's run task and close the socket it leaves behind: it has no stop API, and
+    a cancelled ``async for conn in connect(...)`` loop never closes its connection."""
+    ws = client._transport._ws
     task.cancel()
     with contextlib.suppress(asyncio.CancelledError):
         await task
+    if ws is not None:
+        await ws.close()
 
 
 async def test_pysignalr_market_data(hub_server: LiveServer) -> None:
@@ -150,7 +155,7 @@ async def test_pysignalr_market_data(hub_server: LiveServer) -> None:
         await until(lambda: client.pings >= pings + 2)
         assert len(items) == settled
     finally:
-        await _close(task)
+        await _close(client, task)
     await until(lambda: hub_connections(hub_server) == baseline)
 
 
@@ -188,7 +193,7 @@ async def test_pysignalr_trading_auth(hub_server: LiveServer, auth: str) -> None
             ("fill", order["id"]),
         ]
     finally:
-        await _close(task)
+        await _close(client, task)
 
 
 async def test_pysignalr_without_token_gets_401(hub_server: LiveServer) -> None:
@@ -332,7 +337,7 @@ async def test_pysignalr_skip_negotiation(hub_server: LiveServer) -> None:
         reply = await _invoke(client, "SubscribeToSymbols", [["SOLUSD"]])
         assert reply.result == ["SOLUSD"]
     finally:
-        await _close(task)
+        await _close(client, task)
 
 
 def test_signalrcore_access_token_query(hub_server: LiveServer) -> None:
