@@ -56,6 +56,7 @@ class Settings(BaseSettings):
     hub_max_message_bytes: int = Field(default=32_768, ge=1024)
     hub_send_queue: int = Field(default=256, ge=8)
     hub_max_connections_per_user: int = Field(default=20, ge=1)
+    hub_max_connections: int = Field(default=10_000, ge=1)
 
     faults_enabled: bool = False
     fault_profile: str | None = None

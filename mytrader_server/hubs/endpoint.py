@@ -115,6 +115,9 @@ class HubServer:
     def _check_capacity(self, principal: Principal | None) -> None:
         if self.shutting_down or self.ctx.faults.hubs_down:
             raise Refused(503, "hubs unavailable")
+        if len(self.connections) >= self.settings.hub_max_connections:
+            # anonymous market-data connections have no user to cap; this bounds them all
+            raise Refused(503, "the server is at its hub connection limit")
         limit = self.settings.hub_max_connections_per_user
         if principal is not None and self.per_user[principal.user_id] >= limit:
             raise Refused(429, f"too many hub connections for this user (limit {limit})")

@@ -172,6 +172,21 @@ def test_per_user_connection_cap(fast_client: TestClient) -> None:
     cm.__exit__(None, None, None)
 
 
+def test_process_wide_connection_cap_bounds_anonymous_connections(tmp_path: Path) -> None:
+    for client in app_client(tmp_path, hub_max_connections=2):
+        opened = [connect(client, "market-data") for _ in range(2)]
+        assert client.post("/hubs/market-data/negotiate").status_code == 503
+        with pytest.raises(WebSocketDenialResponse) as denied:
+            client.websocket_connect("/hubs/market-data").__enter__()
+        assert denied.value.status_code == 503
+        assert client.get("/health/live").status_code == 200  # REST is unaffected
+        opened.pop()[1].__exit__(None, None, None)
+        _h, cm = connect(client, "market-data")  # a freed slot is usable again
+        cm.__exit__(None, None, None)
+        for _, cm in opened:
+            cm.__exit__(None, None, None)
+
+
 # ---- handshake ------------------------------------------------------------------------------
 
 
