@@ -27,12 +27,14 @@ PASSWORD = "correct-horse-battery"
 def stack(tmp_path: Path) -> Iterator[tuple[LiveServer, WebFront]]:
     env = server_env(tmp_path / "data", MYTRADER_FEED_INTERVAL_S="0.1")
     api = start_api_on_port(tmp_path, env, free_port())
-    web = start_web(tmp_path, api.url, free_port())
     try:
-        yield api, web
+        web = start_web(tmp_path, api.url, free_port())
+        try:
+            yield api, web
+        finally:
+            web.stop()
     finally:
-        web.stop()
-        api.stop()
+        api.stop()  # also when the front cannot start: no server left running
 
 
 def by(driver: Any, css: str) -> Any:

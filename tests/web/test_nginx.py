@@ -148,12 +148,14 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[LiveServer
         unavailable("nginx is not installed (apt-get install nginx)")
     tmp = tmp_path_factory.mktemp("nginx")
     api = start_server(tmp, server_env(tmp / "data"))
-    nginx = start_nginx(tmp, upstream_of(api))
     try:
-        yield api, nginx
+        nginx = start_nginx(tmp, upstream_of(api))
+        try:
+            yield api, nginx
+        finally:
+            nginx.stop()
     finally:
-        nginx.stop()
-        api.stop()
+        api.stop()  # also when the front cannot start: no server left running
 
 
 def test_config_is_the_repository_file_with_three_values_swapped(tmp_path: Path) -> None:
@@ -243,23 +245,25 @@ def test_client_address_is_forwarded_and_not_forgeable(tmp_path: Path) -> None:
         MYTRADER_LOGIN_RATE_PER_MINUTE="2",
     )
     api = start_server(tmp_path, env)
-    nginx = start_nginx(tmp_path, upstream_of(api))
-
-    def login(source: str, username: str) -> int:
-        transport = httpx.HTTPTransport(local_address=source)
-        with httpx.Client(transport=transport, timeout=10) as client:
-            return client.post(
-                nginx.url + "/api/auth/login",
-                json={"username": username, "password": "wrong-password"},
-                headers={"x-forwarded-for": "10.1.2.3"},
-            ).status_code
-
     try:
-        assert [login("127.0.0.2", f"nginx-a{i}") for i in range(3)] == [401, 401, 429]
-        assert login("127.0.0.3", "nginx-b") == 401
+        nginx = start_nginx(tmp_path, upstream_of(api))
+
+        def login(source: str, username: str) -> int:
+            transport = httpx.HTTPTransport(local_address=source)
+            with httpx.Client(transport=transport, timeout=10) as client:
+                return client.post(
+                    nginx.url + "/api/auth/login",
+                    json={"username": username, "password": "wrong-password"},
+                    headers={"x-forwarded-for": "10.1.2.3"},
+                ).status_code
+
+        try:
+            assert [login("127.0.0.2", f"nginx-a{i}") for i in range(3)] == [401, 401, 429]
+            assert login("127.0.0.3", "nginx-b") == 401
+        finally:
+            nginx.stop()
     finally:
-        nginx.stop()
-        api.stop()
+        api.stop()  # also when nginx cannot start: no server left running
 
 
 def test_api_down_is_a_json_502(tmp_path: Path) -> None:

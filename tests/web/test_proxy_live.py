@@ -31,12 +31,14 @@ RS = "\x1e"
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[LiveServer, WebFront]]:
     tmp = tmp_path_factory.mktemp("proxy")
     api = start_server(tmp, server_env(tmp / "data"))
-    web = start_web(tmp, api.url)
     try:
-        yield api, web
+        web = start_web(tmp, api.url)
+        try:
+            yield api, web
+        finally:
+            web.stop()
     finally:
-        web.stop()
-        api.stop()
+        api.stop()  # also when the front cannot start: no server left running
 
 
 def ws_url(web: WebFront, path: str) -> str:
