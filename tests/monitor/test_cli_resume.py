@@ -7,7 +7,9 @@ from __future__ import annotations
 import json
 import signal
 import subprocess
+import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -136,3 +138,103 @@ def test_sigterm_stops_cleanly_and_leaves_the_watch_resumable(
     rec = WatchStore(state / "monitor.db").latest_running(server.url, "command line")
     assert rec is not None
     assert rec.watch_id == got[0]["watch_id"]
+
+
+def _lock_free(state: Path, env_name: str) -> bool:
+    import fcntl
+    import os
+
+    path = state / "locks" / f"{env_name}.lock"
+    if not path.exists():
+        return True
+    fd = os.open(path, os.O_RDWR)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return False
+    finally:
+        os.close(fd)
+    return True
+
+
+def _wait(predicate: Callable[[], bool], timeout: float, what: str) -> None:
+    deadline = time.monotonic() + scaled(timeout)
+    while not predicate():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.05)
+
+
+def test_sigkill_mid_auto_rollback_then_resume_finishes_that_rollback(
+    server: LiveServer, tmp_path: Path
+) -> None:
+    """The monitor fires, starts its rollback, dies in step 2 of 3; `--resume` acts on the
+    recorded firing at once and finishes the same rollback (same id) without redoing step 1."""
+    first_log, started, last_log = tmp_path / "first", tmp_path / "slow-started", tmp_path / "last"
+    append = "import sys; open(sys.argv[1], 'a').write(sys.argv[2] + '\\n')"
+    slow = "import sys, time; open(sys.argv[1], 'a').write('x\\n'); time.sleep(float(sys.argv[2]))"
+
+    def step(name: str, code: str, *args: str) -> dict[str, object]:
+        return {"name": name, "kind": "command", "argv": [sys.executable, "-c", code, *args]}
+
+    steps = [
+        step("first", append, str(first_log), "{to_version}"),
+        {**step("slow", slow, str(started), str(scaled(3.0))), "timeout_s": 120},
+        step("last", append, str(last_log), "{to_version}"),
+    ]
+    plan = tmp_path / "plan.yaml"
+    plan.write_text(json.dumps({"name": "auto", "steps": steps}))  # JSON is YAML
+    env = cli_env(MYTRADER_OPS_USERNAME=USER, MYTRADER_OPS_PASSWORD=PASSWORD)
+    state = tmp_path / "state"
+    common = ["--target", server.url, "--state-dir", str(state), "--json"]
+    rollback = ["--auto-rollback", "--rollback-plan", str(plan), "--rollback-env", "staging"]
+    rollback += ["--to", "v1"]
+    server.set_faults(error_rate={"/api": 0.5})
+    try:
+        proc = subprocess.Popen(
+            monitor_argv(
+                *common, "--interval", "1s", "--duration", "60s", "--rate", "30", *rollback
+            ),
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        try:
+            _wait(started.exists, 60, "the rollback's step 2 to start")
+        finally:
+            proc.send_signal(signal.SIGKILL)
+            proc.wait()
+    finally:
+        server.clear_faults()
+    audit = state / "rollback-audit.jsonl"
+    records = [json.loads(line) for line in audit.read_text().splitlines()]
+    assert [(r["event"], r.get("step")) for r in records] == [
+        ("rollback-start", None),
+        ("step-start", 1),
+        ("step-end", 1),
+        ("step-start", 2),
+    ]
+    watch_id = records[0]["evidence"]["watch_id"]
+    assert records[0]["rollback_id"] == f"rb-{watch_id}"
+    _wait(lambda: _lock_free(state, "staging"), 30, "the orphaned step to release the lock")
+
+    done = run_monitor_cli(
+        *common,
+        "--resume",
+        *rollback,
+        "--report-dir",
+        str(tmp_path / "report"),
+        env=env,
+        timeout=scaled(90),
+    )
+    assert done.returncode == 1, done.stdout + done.stderr  # fired; rolled back and verified
+    assert "Traceback" not in done.stderr
+    assert first_log.read_text().splitlines() == ["v1"]  # step 1 was not repeated
+    assert last_log.read_text().splitlines() == ["v1"]
+    records = [json.loads(line) for line in audit.read_text().splitlines()]
+    assert {r["rollback_id"] for r in records} == {f"rb-{watch_id}"}  # one rollback, resumed
+    assert records[-1]["event"] == "rollback-end"
+    assert records[-1]["outcome"] == "rolled-back"
+    rec, _windows = WatchStore(state / "monitor.db").load(str(watch_id))
+    assert rec.status == "fired"
+    report = json.loads((tmp_path / "report" / "report.json").read_text())
+    assert report["run_id"] == watch_id
