@@ -11,7 +11,6 @@ command so `mytrader-ops --help` stays fast.
 from __future__ import annotations
 
 import os
-import signal
 import sys
 from pathlib import Path
 from typing import Annotated, NoReturn
@@ -19,6 +18,7 @@ from typing import Annotated, NoReturn
 import typer
 
 from mytrader_ops.cli_options import EnvOpt, ReportDirOpt, TargetOpt
+from mytrader_ops.interrupts import sigterm_as_interrupt
 
 MONITOR_EXIT_CODES = """Exit codes: 0 the watch ended and no trigger fired (every trigger had
 evidence); 1 a trigger fired (with --auto-rollback: and the rollback completed and verified);
@@ -30,10 +30,6 @@ of the environment holds the lock; 130 interrupted (continue with --resume)."""
 def _fail(message: str, code: int = 2) -> NoReturn:
     typer.echo(f"mytrader-ops monitor: error: {message}", err=True)
     raise typer.Exit(code)
-
-
-def _sigterm(_signum: int, _frame: object) -> None:
-    raise KeyboardInterrupt
 
 
 def monitor(
@@ -141,9 +137,9 @@ def monitor(
         state_dir=state_dir,
         no_color=no_color or "NO_COLOR" in os.environ,
     )
-    previous = signal.signal(signal.SIGTERM, _sigterm)
     try:
-        outcome = run_monitor(request, redactor=redactor)
+        with sigterm_as_interrupt():
+            outcome = run_monitor(request, redactor=redactor)
     except OpsError as exc:
         _fail(redactor.redact(str(exc)), exc.exit_code)
     except KeyboardInterrupt:
@@ -153,8 +149,6 @@ def monitor(
             err=True,
         )
         raise typer.Exit(130) from None
-    finally:
-        signal.signal(signal.SIGTERM, previous)
     r = outcome.report
     summary = f"Watch {outcome.watch_id}: {r.decision.value}, exit code {outcome.exit_code}"
     if outcome.fired is not None:

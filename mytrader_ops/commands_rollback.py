@@ -148,9 +148,8 @@ def rollback(
     completed rollback only verifies again. Without --yes it asks on a terminal and
     refuses when stdin is not one.
     """
-    import signal
-
     from mytrader_ops.errors import ConfigError, OpsError
+    from mytrader_ops.interrupts import sigterm_as_interrupt
     from mytrader_ops.redaction import Redactor
     from mytrader_ops.rollback.errors import EXIT_ROLLBACK_FAILED
     from mytrader_ops.rollback.plan import format_plan
@@ -224,11 +223,6 @@ def rollback(
         if not typer.confirm(f"Roll back {resolved.env!r} now?", default=False):
             _fail("not confirmed; nothing was done", 2)
 
-    def on_sigterm(_signum: int, _frame: object) -> None:
-        raise KeyboardInterrupt
-
-    signal.signal(signal.SIGTERM, on_sigterm)
-
     def progress(step: object, result: object) -> None:
         from mytrader_ops.rollback.execute import StepResult
         from mytrader_ops.rollback.plan import ResolvedStep
@@ -250,13 +244,14 @@ def rollback(
             )
 
     try:
-        result = run_rollback(
-            request,
-            resolved,
-            redactor=redactor,
-            progress=progress,
-            notice=lambda m: typer.echo(redactor.redact(m)),
-        )
+        with sigterm_as_interrupt():
+            result = run_rollback(
+                request,
+                resolved,
+                redactor=redactor,
+                progress=progress,
+                notice=lambda m: typer.echo(redactor.redact(m)),
+            )
     except KeyboardInterrupt:
         _fail(
             "interrupted; the audit log records where it stopped. Re-run the same command "
