@@ -57,6 +57,7 @@ class Settings(BaseSettings):
     hub_send_queue: int = Field(default=256, ge=8)
     hub_max_connections_per_user: int = Field(default=20, ge=1)
     hub_max_connections: int = Field(default=10_000, ge=1)
+    hub_close_on_token_expiry: bool = True
 
     faults_enabled: bool = False
     fault_profile: str | None = None

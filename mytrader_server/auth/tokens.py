@@ -27,6 +27,7 @@ class Principal:
     user_id: str
     username: str
     is_admin: bool
+    expires_at: float | None = None  # the token's exp (epoch seconds), where known
 
 
 class TokenService:
@@ -72,7 +73,13 @@ class TokenService:
         sub, name = claims.get("sub"), claims.get("name")
         if not isinstance(sub, str) or not isinstance(name, str):
             raise unauthorized("invalid token")
-        return Principal(user_id=sub, username=name, is_admin=claims.get("adm") is True)
+        exp = claims.get("exp")
+        return Principal(
+            user_id=sub,
+            username=name,
+            is_admin=claims.get("adm") is True,
+            expires_at=float(exp) if isinstance(exp, int | float) else None,
+        )
 
 
 def bearer_token(authorization: str | None) -> str:

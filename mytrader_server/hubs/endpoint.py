@@ -27,12 +27,13 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from mytrader_server.auth.tokens import Principal
+from mytrader_server.auth.tokens import LEEWAY_S, Principal
 from mytrader_server.context import ComponentHealth, ServerContext
 from mytrader_server.errors import TradingError
 from mytrader_server.hubs.connection import (
     CLOSE_GOING_AWAY,
     CLOSE_INTERNAL,
+    CLOSE_POLICY,
     HubConnection,
     HubCounters,
 )
@@ -54,6 +55,7 @@ log = logging.getLogger(__name__)
 SHUTDOWN_WAIT_S: Final = 3.0
 SHUTDOWN_MESSAGE: Final = "Server is shutting down."
 HUBS_DOWN_MESSAGE: Final = "Hubs are unavailable."
+EXPIRED_MESSAGE: Final = "Connection closed because the access token expired."
 CLOSE_TRY_AGAIN_LATER: Final = 1013
 TRANSPORTS: Final = [{"transport": "WebSockets", "transferFormats": ["Text", "Binary"]}]
 _HUB_PATH = re.compile(r"^/hubs/([a-z-]+)/?$")
@@ -267,9 +269,19 @@ class HubServer:
             for conn in list(self.connections):
                 conn.close(CLOSE_TRY_AGAIN_LATER, "hubs unavailable", record)
             return
+        wall = time.time()
         for conn in list(self.connections):
             state = conn.state
-            if state is ConnectionState.HANDSHAKE:
+            if self._token_expired(conn, wall):
+                # As ASP.NET Core's CloseOnAuthenticationExpiration: a user whose token ran out
+                # stops receiving their events; a client with automatic reconnect comes back
+                # with a fresh token from its access token factory, or gets 401.
+                conn.close(
+                    CLOSE_POLICY,
+                    "access token expired",
+                    encode_close(EXPIRED_MESSAGE, allow_reconnect=True),
+                )
+            elif state is ConnectionState.HANDSHAKE:
                 if now - conn.opened_at >= s.hub_handshake_timeout_s:
                     conn.fail_handshake(ERROR_HANDSHAKE_CANCELED)
             elif state is ConnectionState.OPEN:
@@ -283,6 +295,16 @@ class HubServer:
                     conn.push(PING)
                     conn.last_sent = now  # the writer updates it again when the ping leaves
         self.negotiations.expire(now)
+
+    def _token_expired(self, conn: HubConnection, wall: float) -> bool:
+        p = conn.principal
+        return (
+            self.settings.hub_close_on_token_expiry
+            and p is not None
+            and p.expires_at is not None
+            and HUBS[conn.hub].requires_auth
+            and wall >= p.expires_at + LEEWAY_S  # the leeway the token was accepted with
+        )
 
     # ---- health and shutdown -----------------------------------------------------------------
 

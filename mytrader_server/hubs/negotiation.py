@@ -122,7 +122,7 @@ class Negotiations:
             "hub": pending.hub,
             "connectionId": pending.connection_id,
             "token": pending.token,
-            "user": None if p is None else [p.user_id, p.username, p.is_admin],
+            "user": None if p is None else [p.user_id, p.username, p.is_admin, p.expires_at],
         }
         try:
             await store.put(pending.ids, record, int(PENDING_TTL_S * 1000))
@@ -142,8 +142,14 @@ class Negotiations:
             return self.pending.get(id_)
         user, token = record.get("user"), record.get("token")
         principal = None
-        if isinstance(user, list) and len(user) == 3:
-            principal = Principal(str(user[0]), str(user[1]), user[2] is True)
+        if isinstance(user, list) and len(user) in (3, 4):
+            exp = user[3] if len(user) == 4 else None
+            principal = Principal(
+                str(user[0]),
+                str(user[1]),
+                user[2] is True,
+                float(exp) if isinstance(exp, int | float) else None,
+            )
         pending = Pending(
             str(record.get("hub")),
             str(record.get("connectionId")),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -12,6 +13,7 @@ from starlette.testclient import WebSocketDenialResponse
 from starlette.websockets import WebSocketDisconnect
 
 from mytrader_server.app import create_app
+from mytrader_server.auth.tokens import Principal
 from tests.conftest import make_settings
 from tests.hubs.inproc import RS, Hub, connect
 from tests.server.helpers import login
@@ -184,6 +186,55 @@ def test_process_wide_connection_cap_bounds_anonymous_connections(tmp_path: Path
         _h, cm = connect(client, "market-data")  # a freed slot is usable again
         cm.__exit__(None, None, None)
         for _, cm in opened:
+            cm.__exit__(None, None, None)
+
+
+def _token_expiring_in(client: TestClient, username: str, seconds: float) -> dict[str, str]:
+    """A real token for ``username`` whose accepted life (exp plus leeway) ends in ``seconds``."""
+    from mytrader_server.auth.tokens import LEEWAY_S
+
+    login(client, username)
+    tokens = client.app.state.ctx.tokens  # type: ignore[attr-defined]
+    me = client.get("/api/auth/me", headers=login(client, username)).json()
+    principal = Principal(str(me["id"]), username, False)
+    issued = time.time() - tokens.ttl_s - LEEWAY_S + seconds
+    return {"authorization": f"Bearer {tokens.issue(principal, now=issued)}"}
+
+
+def test_trading_connection_is_closed_when_its_token_expires(tmp_path: Path) -> None:
+    for client in app_client(tmp_path, hub_keepalive_s=0.2):  # sweeps every 40 ms
+        headers = _token_expiring_in(client, "expiring", 1.5)
+        hub, cm = connect(client, "trading", headers=headers)
+        try:
+            assert hub.invoke("GetOpenOrders")["result"] == []  # usable until then
+            deadline = time.monotonic() + 10  # pings every 0.2 s keep this loop from blocking
+            record = hub.next(pings=True)
+            while record.get("type") == 6 and time.monotonic() < deadline:
+                record = hub.next(pings=True)
+            assert record == {
+                "type": 7,
+                "error": "Connection closed because the access token expired.",
+                "allowReconnect": True,
+            }
+            with pytest.raises(WebSocketDisconnect) as closed:
+                hub.ws.receive_text()
+            assert closed.value.code == 1008
+        finally:
+            cm.__exit__(None, None, None)
+        # reconnecting with the same token is refused; a fresh one is welcome
+        assert client.post("/hubs/trading/negotiate", headers=headers).status_code == 401
+        _h, cm = connect(client, "trading", headers=login(client, "expiring"))
+        cm.__exit__(None, None, None)
+
+
+def test_token_expiry_close_can_be_switched_off(tmp_path: Path) -> None:
+    for client in app_client(tmp_path, hub_keepalive_s=0.2, hub_close_on_token_expiry=False):
+        headers = _token_expiring_in(client, "lenient", 0.5)
+        hub, cm = connect(client, "portfolio", headers=headers)
+        try:
+            time.sleep(1.5)
+            assert hub.invoke("GetPortfolio")["type"] == 3  # still open and answering
+        finally:
             cm.__exit__(None, None, None)
 
 
