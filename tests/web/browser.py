@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from tests.support.live import scaled
+from tests.web import jscoverage
 from tests.web.support import unavailable
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
@@ -67,7 +68,15 @@ def open_browser(width: int = 1280, height: int = 860) -> tuple[Any, str]:
     options.add_argument(f"--window-size={width},{height}")
     driver = webdriver.Chrome(service=Service(str(CHROMEDRIVER)), options=options)
     driver.set_page_load_timeout(scaled(30))
+    jscoverage.start(driver)
     return driver, profile
+
+
+def close_browser(driver: Any, profile: str) -> None:
+    """Take the session's JavaScript coverage, then quit and remove the profile."""
+    jscoverage.collect(driver)
+    driver.quit()
+    shutil.rmtree(profile, ignore_errors=True)
 
 
 def wait_until(

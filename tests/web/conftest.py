@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-import shutil
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tests.web.browser import open_browser
+from tests.web import jscoverage
+from tests.web.browser import close_browser, open_browser
 
 
 @pytest.fixture
@@ -17,5 +18,17 @@ def browser() -> Iterator[Any]:
     try:
         yield driver
     finally:
-        driver.quit()
-        shutil.rmtree(profile, ignore_errors=True)
+        close_browser(driver, profile)
+
+
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    """Print and save the web app's JavaScript coverage when a browser ran."""
+    if not jscoverage.measured():
+        return
+    out = Path(__file__).resolve().parents[2] / "reports" / "js-coverage.json"
+    figures = jscoverage.write(out)
+    files = ", ".join(f"{k} {v:.0%}" for k, v in figures.items() if k != "*")
+    terminalreporter.write_line(
+        f"web app JavaScript coverage (V8 block coverage in Chromium): {figures['*']:.0%} "
+        f"of non-blank characters ran ({files}); {out.relative_to(out.parents[1])}"
+    )

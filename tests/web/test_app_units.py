@@ -5,13 +5,12 @@ behind it (it must still load, and say it is offline)."""
 from __future__ import annotations
 
 import json
-import shutil
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
-from tests.web.browser import open_browser, wait_until
+from tests.web.browser import close_browser, open_browser, wait_until
 from tests.web.support import WebFront, free_port, start_web
 
 pytestmark = [pytest.mark.slow, pytest.mark.browser]
@@ -31,8 +30,7 @@ def page(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
         wait_until(browser, lambda d: d.execute_script("return document.readyState") == "complete")
         yield browser
     finally:
-        browser.quit()
-        shutil.rmtree(profile, ignore_errors=True)
+        close_browser(browser, profile)
         web.stop()
 
 

@@ -7,20 +7,22 @@ main screens go to docs/screenshots/.
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
 import jwt
 import pytest
 
 from tests.support.live import LiveServer, server_env
+from tests.web import jscoverage
 from tests.web.browser import screenshot, wait_until
 from tests.web.support import WebFront, free_port, start_api_on_port, start_web
 
 pytestmark = [pytest.mark.slow, pytest.mark.browser]
 PASSWORD = "correct-horse-battery"
+T = TypeVar("T")
 
 
 @pytest.fixture
@@ -37,6 +39,12 @@ def stack(tmp_path: Path) -> Iterator[tuple[LiveServer, WebFront]]:
         api.stop()  # also when the front cannot start: no server left running
 
 
+def goto(driver: Any, url: str) -> None:
+    """Navigate, keeping the leaving document's JavaScript coverage (V8 drops it otherwise)."""
+    jscoverage.collect(driver)
+    driver.get(url)
+
+
 def by(driver: Any, css: str) -> Any:
     from selenium.webdriver.common.by import By
 
@@ -49,9 +57,25 @@ def all_by(driver: Any, css: str) -> list[Any]:
     return list(driver.find_elements(By.CSS_SELECTOR, css))
 
 
+def unstale(action: Callable[[], T]) -> T:
+    """Run ``action`` again when the element it found was re-rendered in between (live tables
+    and price cells are redrawn on every hub message)."""
+    from selenium.common.exceptions import StaleElementReferenceException
+
+    for _ in range(20):
+        try:
+            return action()
+        except StaleElementReferenceException:
+            time.sleep(0.05)
+    return action()
+
+
 def text_of(driver: Any, css: str) -> str:
-    found = all_by(driver, css)
-    return str(found[0].text) if found else ""
+    def read() -> str:
+        found = all_by(driver, css)
+        return str(found[0].text) if found else ""
+
+    return unstale(read)
 
 
 def conn_state(driver: Any) -> str:
@@ -59,7 +83,7 @@ def conn_state(driver: Any) -> str:
 
 
 def sign_in(driver: Any, web: WebFront, username: str) -> None:
-    driver.get(web.url + "/")
+    goto(driver, web.url + "/")
     wait_until(driver, lambda d: by(d, "#login-view").is_displayed(), what="the sign-in form")
     by(driver, "#username").send_keys(username)
     by(driver, "#password").send_keys(PASSWORD)
@@ -99,7 +123,7 @@ def test_a_trading_session_end_to_end(
     api, web = stack
     api.register("trader-one", PASSWORD)
 
-    browser.get(web.url + "/")
+    goto(browser, web.url + "/")
     wait_until(browser, lambda d: by(d, "#login-view").is_displayed(), what="the sign-in form")
     screenshot(browser, "sign-in")
     sign_in(browser, web, "trader-one")
@@ -150,7 +174,7 @@ def test_a_trading_session_end_to_end(
     browser.execute_cdp_cmd("Emulation.setEmulatedMedia", {"features": []})
 
     # Cancel the resting order from its row; it moves to recent activity.
-    by(browser, "#open-orders tr[data-symbol=MSFT] button").click()
+    unstale(lambda: by(browser, "#open-orders tr[data-symbol=MSFT] button").click())
     wait_until(
         browser,
         lambda d: all_by(d, "#fills tr[data-symbol=MSFT][data-status=canceled]"),
@@ -235,16 +259,16 @@ def test_stored_token_is_dropped_when_expired_or_rejected(
     token = api.register("trader-two", PASSWORD)
     claims = jwt.decode(token, options={"verify_signature": False})
     expired = jwt.encode({**claims, "exp": int(time.time()) - 5}, "k" * 32, algorithm="HS256")
-    browser.get(web.url + "/")
+    goto(browser, web.url + "/")
     browser.execute_script("sessionStorage.setItem('mytrader.accessToken', arguments[0])", expired)
-    browser.get(web.url + "/")
+    goto(browser, web.url + "/")
     wait_until(browser, lambda d: by(d, "#login-view").is_displayed(), what="the sign-in form")
     assert browser.execute_script("return sessionStorage.length") == 0
 
     # Signed with another key, not yet expired: the app tries it, the API says 401.
     forged = jwt.encode({**claims, "exp": int(time.time()) + 600}, "k" * 32, algorithm="HS256")
     browser.execute_script("sessionStorage.setItem('mytrader.accessToken', arguments[0])", forged)
-    browser.get(web.url + "/")
+    goto(browser, web.url + "/")
     wait_until(browser, lambda d: "sign in again" in text_of(d, "#login-error"), what="signed out")
     assert by(browser, "#login-view").is_displayed()
     assert browser.execute_script("return sessionStorage.length") == 0
