@@ -17,6 +17,7 @@ import pytest
 from mytrader_ops.monitor.store import WatchStore
 from tests.monitor.conftest import PASSWORD, USER, cli_env, monitor_argv, run_monitor_cli
 from tests.support.live import LiveServer, scaled
+from tests.support.locks import env_locked
 
 pytestmark = pytest.mark.slow
 
@@ -140,23 +141,6 @@ def test_sigterm_stops_cleanly_and_leaves_the_watch_resumable(
     assert rec.watch_id == got[0]["watch_id"]
 
 
-def _lock_free(state: Path, env_name: str) -> bool:
-    import fcntl
-    import os
-
-    path = state / "locks" / f"{env_name}.lock"
-    if not path.exists():
-        return True
-    fd = os.open(path, os.O_RDWR)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        return False
-    finally:
-        os.close(fd)
-    return True
-
-
 def _wait(predicate: Callable[[], bool], timeout: float, what: str) -> None:
     deadline = time.monotonic() + scaled(timeout)
     while not predicate():
@@ -215,7 +199,7 @@ def test_sigkill_mid_auto_rollback_then_resume_finishes_that_rollback(
     ]
     watch_id = records[0]["evidence"]["watch_id"]
     assert records[0]["rollback_id"] == f"rb-{watch_id}"
-    _wait(lambda: _lock_free(state, "staging"), 30, "the orphaned step to release the lock")
+    _wait(lambda: not env_locked(state, "staging"), 30, "the orphaned step to release the lock")
 
     done = run_monitor_cli(
         *common,

@@ -14,6 +14,7 @@ import pytest
 
 from tests.rollback.conftest import audit_records, clean_env, py_step, rollback_argv, run_cli
 from tests.support.live import scaled
+from tests.support.locks import env_locked
 
 PlanWriter = Callable[[dict[str, object]], Path]
 APPEND = "import sys; open(sys.argv[1], 'a').write(sys.argv[2] + '\\n')"
@@ -270,7 +271,8 @@ def test_c8_sigkill_mid_plan_then_rerun_resumes(tmp_path: Path, write_plan: Plan
     # Once the orphan is done, the re-run resumes at the interrupted step.
     _wait_for(
         lambda: (
-            run_cli(*base_args(plan, state, "--dry-run")).returncode == 0 and not _locked(state)
+            run_cli(*base_args(plan, state, "--dry-run")).returncode == 0
+            and not env_locked(state, "staging")
         ),
         30,
         "the orphaned step to finish",
@@ -282,22 +284,6 @@ def test_c8_sigkill_mid_plan_then_rerun_resumes(tmp_path: Path, write_plan: Plan
     assert last_log.read_text().splitlines() == ["v1"]
     ends = [r for r in audit_records(audit) if r["event"] == "rollback-end"]
     assert ends[-1]["outcome"] == "rolled-back"
-
-
-def _locked(state: Path) -> bool:
-    import fcntl
-
-    path = state / "locks" / "staging.lock"
-    if not path.exists():
-        return False
-    fd = os.open(path, os.O_RDWR)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        return True
-    finally:
-        os.close(fd)
-    return False
 
 
 @pytest.mark.slow
@@ -339,7 +325,7 @@ def test_sigterm_mid_step_ends_the_step_and_records_it(
     _out, err = proc.communicate(timeout=scaled(30))
     assert proc.returncode == 4
     assert "Re-run the same command to resume" in err
-    assert not _locked(state)  # the step's process group is gone with it
+    assert not env_locked(state, "staging")  # the step's process group is gone with it
     records = audit_records(state / "rollback-audit.jsonl")
     assert [(r["event"], r.get("outcome")) for r in records][-2:] == [
         ("step-end", "failed"),
