@@ -170,9 +170,29 @@ def describe_error(exc: BaseException) -> str:
         return f"TLS verification failed: {cause.verify_message}"
     if "CERTIFICATE_VERIFY_FAILED" in text:
         return f"TLS verification failed: {text}"[:300]
-    if isinstance(exc, httpx.ConnectError) and not str(exc):
-        text = "connection failed"
+    if not str(exc):
+        text = _cause_text(exc) or _QUIET.get(type(exc), text)
     return f"{type(exc).__name__}: {text}"[:300]
+
+
+# httpx raises these without a message when the socket underneath fails without one
+_QUIET: dict[type[BaseException], str] = {
+    httpx.ConnectError: "connection failed",
+    httpx.ReadError: "connection reset or closed while reading the response",
+    httpx.WriteError: "connection reset or closed while sending the request",
+}
+
+
+def _cause_text(exc: BaseException) -> str:
+    """The first message down the chain of causes (httpx -> httpcore -> the OSError)."""
+    seen = exc.__cause__ or exc.__context__
+    for _ in range(5):
+        if seen is None:
+            return ""
+        if str(seen):
+            return str(seen)
+        seen = seen.__cause__ or seen.__context__
+    return ""
 
 
 def make_ssl_context(verify: bool, ca_file: str | None) -> ssl.SSLContext:

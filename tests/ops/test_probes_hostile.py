@@ -374,3 +374,15 @@ async def test_header_assertions(serve: Serve) -> None:
         verdict = judge_observation(CheckMeta("c", "t"), await probe_http(ctx, bad))
     assert verdict.status is Status.FAIL
     assert "strict-transport-security failed" in verdict.summary
+
+
+def test_messageless_transport_errors_are_described_from_their_cause() -> None:
+    import httpx
+
+    from mytrader_ops.probes.context import describe_error
+
+    wrapped = httpx.ReadError("")
+    wrapped.__cause__ = ConnectionResetError(104, "Connection reset by peer")
+    assert describe_error(wrapped) == "ReadError: [Errno 104] Connection reset by peer"
+    bare = describe_error(httpx.ReadError(""))
+    assert bare == "ReadError: connection reset or closed while reading the response"
