@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -190,20 +191,22 @@ def test_process_wide_connection_cap_bounds_anonymous_connections(tmp_path: Path
 
 
 def _token_expiring_in(client: TestClient, username: str, seconds: float) -> dict[str, str]:
-    """A real token for ``username`` whose accepted life (exp plus leeway) ends in ``seconds``."""
+    """A real token for ``username`` whose accepted life (exp plus leeway) ends in ``seconds`` to
+    ``seconds + 1``."""
     from mytrader_server.auth.tokens import LEEWAY_S
 
     login(client, username)
     tokens = client.app.state.ctx.tokens  # type: ignore[attr-defined]
     me = client.get("/api/auth/me", headers=login(client, username)).json()
     principal = Principal(str(me["id"]), username, False)
-    issued = time.time() - tokens.ttl_s - LEEWAY_S + seconds
+    # issue() keeps whole seconds (int): round up so the life is never shorter than asked
+    issued = math.ceil(time.time() - tokens.ttl_s - LEEWAY_S + seconds)
     return {"authorization": f"Bearer {tokens.issue(principal, now=issued)}"}
 
 
 def test_trading_connection_is_closed_when_its_token_expires(tmp_path: Path) -> None:
     for client in app_client(tmp_path, hub_keepalive_s=0.2):  # sweeps every 40 ms
-        headers = _token_expiring_in(client, "expiring", 1.5)
+        headers = _token_expiring_in(client, "expiring", 3)
         hub, cm = connect(client, "trading", headers=headers)
         try:
             assert hub.invoke("GetOpenOrders")["result"] == []  # usable until then
@@ -229,10 +232,10 @@ def test_trading_connection_is_closed_when_its_token_expires(tmp_path: Path) -> 
 
 def test_token_expiry_close_can_be_switched_off(tmp_path: Path) -> None:
     for client in app_client(tmp_path, hub_keepalive_s=0.2, hub_close_on_token_expiry=False):
-        headers = _token_expiring_in(client, "lenient", 0.5)
+        headers = _token_expiring_in(client, "lenient", 1)
         hub, cm = connect(client, "portfolio", headers=headers)
         try:
-            time.sleep(1.5)
+            time.sleep(2.5)  # past the token's life
             assert hub.invoke("GetPortfolio")["type"] == 3  # still open and answering
         finally:
             cm.__exit__(None, None, None)
