@@ -272,7 +272,7 @@ class HubServer:
         wall = time.time()
         for conn in list(self.connections):
             state = conn.state
-            if self._token_expired(conn, wall):
+            if state is ConnectionState.OPEN and self._token_expired(conn, wall):
                 # As ASP.NET Core's CloseOnAuthenticationExpiration: a user whose token ran out
                 # stops receiving their events; a client with automatic reconnect comes back
                 # with a fresh token from its access token factory, or gets 401.

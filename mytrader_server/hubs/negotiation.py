@@ -122,7 +122,9 @@ class Negotiations:
             "hub": pending.hub,
             "connectionId": pending.connection_id,
             "token": pending.token,
-            "user": None if p is None else [p.user_id, p.username, p.is_admin, p.expires_at],
+            "user": None if p is None else [p.user_id, p.username, p.is_admin],
+            # a key of its own: a process of the previous version reads "user" and ignores it
+            "exp": None if p is None else p.expires_at,
         }
         try:
             await store.put(pending.ids, record, int(PENDING_TTL_S * 1000))
@@ -142,8 +144,8 @@ class Negotiations:
             return self.pending.get(id_)
         user, token = record.get("user"), record.get("token")
         principal = None
-        if isinstance(user, list) and len(user) in (3, 4):
-            exp = user[3] if len(user) == 4 else None
+        if isinstance(user, list) and len(user) == 3:
+            exp = record.get("exp")
             principal = Principal(
                 str(user[0]),
                 str(user[1]),
