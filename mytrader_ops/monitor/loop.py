@@ -93,6 +93,18 @@ def _grace_s(plan: WatchPlan) -> float:
     return plan.interval_s + c.request_timeout_s + 3 * c.probe_timeout_s + 10
 
 
+def _stop_if_cancelled() -> None:
+    """End the watch when a stop was requested (SIGTERM or Ctrl-C cancel the main task).
+
+    Python 3.11's ``asyncio.wait_for`` swallows a cancel that lands just as its awaitable
+    finishes; the request stays visible in ``cancelling()``, so it is honoured here, at the
+    next window, instead of the watch running on to its deadline.
+    """
+    task = asyncio.current_task()
+    if task is not None and task.cancelling():
+        raise asyncio.CancelledError
+
+
 async def _bounded(
     task: asyncio.Task[tuple[WindowSummary, LatencyHistogram]], plan: WatchPlan
 ) -> tuple[WindowSummary, LatencyHistogram] | None:
@@ -201,6 +213,7 @@ async def run_watch(
             while (item := await queue.get()) is not None:
                 k, task = item
                 measured = await _bounded(task, plan)
+                _stop_if_cancelled()
                 if measured is None:
                     start = plan.window_start(k)
                     why = f"not measured: the window did not finish within {_grace_s(plan):g} s"

@@ -63,3 +63,27 @@ def test_resumed_watch_with_a_fired_trigger_acts_at_once(tmp_path: Path) -> None
     assert result.fired is not None
     assert result.fired.trigger_id == "database-failing"
     assert result.fired_window == prior[-1]
+
+
+def test_a_swallowed_cancel_still_stops_the_watch_at_the_next_window() -> None:
+    """Python 3.11's wait_for can swallow a cancel (SIGTERM, Ctrl-C); the loop's check after
+    each window still honours it."""
+    import asyncio
+    import contextlib
+
+    from mytrader_ops.monitor.loop import _stop_if_cancelled
+
+    async def main() -> str:
+        _stop_if_cancelled()  # nothing requested: carries on
+        task = asyncio.current_task()
+        assert task is not None
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):  # swallowed, as wait_for can
+            await asyncio.sleep(0)
+        try:
+            _stop_if_cancelled()
+        except asyncio.CancelledError:
+            return "stopped"
+        return "ran on"
+
+    assert asyncio.run(main()) == "stopped"
