@@ -82,17 +82,18 @@ def run_wrk(url: str, seconds: float, think_ms: int = 0) -> dict[str, float]:
     """wrk at one connection; with ``think_ms`` it waits that long after each response (its
     Lua ``delay()`` hook), so the connection and the server idle between requests as they do
     under a paced sampler."""
-    script: list[str] = []
-    if think_ms:
-        lua = Path(tempfile.gettempdir()) / f"wrk-think-{think_ms}.lua"
-        lua.write_text(f"function delay()\n  return {think_ms}\nend\n")
-        script = ["-s", str(lua)]
-    out = subprocess.run(
-        [*pin(1), "wrk", "-t1", "-c1", f"-d{seconds:g}s", "--latency", *script, url],
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout
+    with tempfile.TemporaryDirectory(prefix="wrk-think-") as tmp:
+        script: list[str] = []
+        if think_ms:
+            lua = Path(tmp) / "think.lua"
+            lua.write_text(f"function delay()\n  return {think_ms}\nend\n")
+            script = ["-s", str(lua)]
+        out = subprocess.run(
+            [*pin(1), "wrk", "-t1", "-c1", f"-d{seconds:g}s", "--latency", *script, url],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
     pct = dict(re.findall(r"^\s+(50|99)%\s+(\S+)", out, re.M))
     rps = float(re.search(r"Requests/sec:\s+([0-9.]+)", out).group(1))  # type: ignore[union-attr]
     return {"p50_ms": _ms(pct["50"]), "p99_ms": _ms(pct["99"]), "rps": rps}

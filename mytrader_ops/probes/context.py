@@ -185,13 +185,13 @@ _QUIET: dict[type[BaseException], str] = {
 
 def _cause_text(exc: BaseException) -> str:
     """The first message down the chain of causes (httpx -> httpcore -> the OSError)."""
-    seen = exc.__cause__ or exc.__context__
+    seen = exc.__cause__  # explicit causes only: __context__ may be an unrelated exception
     for _ in range(5):
         if seen is None:
             return ""
         if str(seen):
             return str(seen)
-        seen = seen.__cause__ or seen.__context__
+        seen = seen.__cause__
     return ""
 
 

@@ -58,6 +58,8 @@ class FaultProxy:
         if self._thread.is_alive():
             self.loop.call_soon_threadsafe(self.loop.stop)
             self._thread.join(10)
+            if self._thread.is_alive():
+                raise RuntimeError("fault proxy did not stop within 10 s")
 
     def _run(self) -> None:
         asyncio.set_event_loop(self.loop)
@@ -85,6 +87,9 @@ class FaultProxy:
         except OSError:
             _reset(c_writer)
             return
+        except asyncio.CancelledError:  # the proxy is stopping
+            c_writer.transport.abort()
+            raise
         upstream = asyncio.create_task(_pump(c_reader, s_writer))
         try:
             await self._downstream(s_reader, c_writer)

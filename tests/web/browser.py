@@ -67,16 +67,22 @@ def open_browser(width: int = 1280, height: int = 860) -> tuple[Any, str]:
     options.add_argument(f"--user-data-dir={profile}")
     options.add_argument(f"--window-size={width},{height}")
     driver = webdriver.Chrome(service=Service(str(CHROMEDRIVER)), options=options)
-    driver.set_page_load_timeout(scaled(30))
-    jscoverage.start(driver)
+    try:
+        driver.set_page_load_timeout(scaled(30))
+        jscoverage.start(driver)
+    except BaseException:
+        driver.quit()
+        raise
     return driver, profile
 
 
 def close_browser(driver: Any, profile: str) -> None:
     """Take the session's JavaScript coverage, then quit and remove the profile."""
-    jscoverage.collect(driver)
-    driver.quit()
-    shutil.rmtree(profile, ignore_errors=True)
+    try:
+        jscoverage.collect(driver)
+    finally:
+        driver.quit()
+        shutil.rmtree(profile, ignore_errors=True)
 
 
 def wait_until(

@@ -37,7 +37,7 @@ def collect(driver: Any) -> None:
         source = STATIC / path.lstrip("/")
         if not source.is_file():
             continue
-        merge(path.removeprefix("/js/"), source.read_text(), script["functions"])
+        merge(path.removeprefix("/js/"), source.read_text("utf-8"), script["functions"])
 
 
 def merge(name: str, text: str, functions: list[dict[str, Any]]) -> None:
@@ -58,7 +58,7 @@ def summary() -> dict[str, float]:
     out: dict[str, float] = {}
     total_run = total = 0
     for js in sorted((STATIC / "js").glob("*.js")):
-        text = js.read_text()
+        text = js.read_text("utf-8")
         flags = _covered.get(js.name, bytearray(len(text)))
         code = [i for i, ch in enumerate(text) if not ch.isspace()]
         ran = sum(1 for i in code if i < len(flags) and flags[i])
