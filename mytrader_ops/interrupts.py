@@ -14,8 +14,18 @@ import signal
 from collections.abc import Iterator
 from types import FrameType
 
+_requested = False
+
+
+def stop_requested() -> bool:
+    """Whether SIGTERM arrived inside ``sigterm_as_interrupt``: long sequences (rollback steps)
+    check it between units of work, in case a handler or ``asyncio.wait_for`` swallowed it."""
+    return _requested
+
 
 def _as_sigint(_signum: int, frame: FrameType | None) -> None:
+    global _requested
+    _requested = True
     handler = signal.getsignal(signal.SIGINT)
     if callable(handler):
         handler(signal.SIGINT, frame)
@@ -26,8 +36,11 @@ def _as_sigint(_signum: int, frame: FrameType | None) -> None:
 @contextlib.contextmanager
 def sigterm_as_interrupt() -> Iterator[None]:
     """While inside, SIGTERM behaves as Ctrl-C (``KeyboardInterrupt`` after a clean unwind)."""
+    global _requested
+    _requested = False
     previous = signal.signal(signal.SIGTERM, _as_sigint)
     try:
         yield
     finally:
         signal.signal(signal.SIGTERM, previous)
+        _requested = False

@@ -17,6 +17,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Literal
 
+from mytrader_ops.interrupts import stop_requested
 from mytrader_ops.redaction import Redactor
 from mytrader_ops.rollback.audit import AuditLog, truncate
 from mytrader_ops.rollback.plan import (
@@ -264,6 +265,8 @@ def execute(
             if progress:
                 progress(step, result)
             continue
+        if stop_requested():  # SIGTERM during the previous step, swallowed before it ended
+            raise KeyboardInterrupt
         audit.append("step-start", **ids, timeout_s=step.timeout_s)
         if progress:
             progress(step, None)

@@ -9,7 +9,7 @@ import pytest
 
 from mytrader_ops.redaction import Redactor
 from mytrader_ops.rollback.errors import LockedError
-from mytrader_ops.rollback.execute import Runners, make_verify_runner
+from mytrader_ops.rollback.execute import Runners, make_verify_runner, run_wait
 from mytrader_ops.rollback.lock import EnvironmentLock, lock_path
 from mytrader_ops.rollback.service import RollbackRequest, resolve, run_rollback
 from mytrader_ops.rollback.verify import SubprocessVerifier, VerifyRequest, VerifyResult
@@ -142,3 +142,39 @@ def test_an_unfinished_different_rollback_is_pointed_out(tmp_path: Path) -> None
     )
     assert result.exit_code == 0
     assert any("rb-old, to v0) never finished" in n for n in notes), notes
+
+
+def test_sigterm_swallowed_during_a_step_stops_before_the_next(tmp_path: Path) -> None:
+    """A SIGTERM that a handler swallows (here a SIGINT handler that does nothing; in life
+    asyncio.wait_for inside a verify step) still stops the rollback before its next step."""
+    import os
+    import signal
+
+    from mytrader_ops.interrupts import sigterm_as_interrupt
+
+    def terminated(step: object, ctx: object) -> object:
+        os.kill(os.getpid(), signal.SIGTERM)
+        return run_wait(step, ctx)  # type: ignore[arg-type]
+
+    request = _request(
+        tmp_path,
+        "name: p\nsteps:\n"
+        "  - {name: first, kind: wait, seconds: 0}\n"
+        "  - {name: second, kind: command, argv: ['false']}\n",
+    )
+    previous = signal.signal(signal.SIGINT, lambda *_: None)
+    try:
+        with sigterm_as_interrupt(), pytest.raises(KeyboardInterrupt):
+            run_rollback(
+                request, resolve(request), redactor=Redactor(), runners=Runners(wait=terminated)
+            )
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    events = [(r["event"], r.get("step")) for r in audit_records(request.audit_file)]
+    assert events == [
+        ("rollback-start", None),
+        ("step-start", 1),
+        ("step-end", 1),
+        ("rollback-end", None),
+    ]
+    assert audit_records(request.audit_file)[-1]["outcome"] == "interrupted"
