@@ -78,7 +78,8 @@ class HubServer:
         self.dispatch = Dispatcher(HubServices(self.fanout, ctx.market, engine))
         self.negotiations = Negotiations(ctx.bus)
         self.connections: set[HubConnection] = set()
-        self.per_user: Counter[str] = Counter()
+        self.per_user: Counter[str] = Counter()  # open and admitting connections per user
+        self._admitting = 0  # admitted upgrades not yet open: they hold their slots already
         self.shutting_down = False
         self._sweeper: asyncio.Task[None] | None = None
         self._counts = {hub: HubCounters() for hub in HUBS}
@@ -117,7 +118,7 @@ class HubServer:
     def _check_capacity(self, principal: Principal | None) -> None:
         if self.shutting_down or self.ctx.faults.hubs_down:
             raise Refused(503, "hubs unavailable")
-        if len(self.connections) >= self.settings.hub_max_connections:
+        if len(self.connections) + self._admitting >= self.settings.hub_max_connections:
             # anonymous market-data connections have no user to cap; this bounds them all
             raise Refused(503, "the server is at its hub connection limit")
         limit = self.settings.hub_max_connections_per_user
@@ -163,7 +164,13 @@ class HubServer:
         except Refused as exc:
             await _deny(scope, send, exc)
             return
-        await send({"type": "websocket.accept"})
+        try:
+            await send({"type": "websocket.accept"})
+        except BaseException:  # the client left before the accept went out
+            self._unreserve(conn.principal)
+            if pending is not None:
+                await self.negotiations.release(pending)
+            raise
         self._opened(conn)
         try:
             await conn.run(receive, self.dispatch, lambda: self.fanout.add_user(conn))
@@ -201,32 +208,51 @@ class HubServer:
         if HUBS[hub].requires_auth and principal is None:
             raise Refused(401, "missing bearer token")
         self._check_capacity(principal)
-        if pending is not None and not await self.negotiations.claim(pending):
-            raise Refused(409, "a transport is already connected for this id")
-        conn = HubConnection(
-            hub=hub,
-            connection_id=pending.connection_id if pending else new_id(),
-            principal=principal,
-            send=send,
-            max_queue=self.settings.hub_send_queue,
-            max_record_chars=self.settings.hub_max_message_bytes,
-            counts=self._counts[hub],
-        )
+        # Take the slots now, before any await: simultaneous upgrades cannot all pass the check.
+        self._reserve(principal)
+        try:
+            if pending is not None and not await self.negotiations.claim(pending):
+                raise Refused(409, "a transport is already connected for this id")
+            conn = HubConnection(
+                hub=hub,
+                connection_id=pending.connection_id if pending else new_id(),
+                principal=principal,
+                send=send,
+                max_queue=self.settings.hub_send_queue,
+                max_record_chars=self.settings.hub_max_message_bytes,
+                counts=self._counts[hub],
+            )
+        except BaseException:
+            self._unreserve(principal)
+            raise
         return conn, pending
 
+    def _reserve(self, principal: Principal | None) -> None:
+        self._admitting += 1
+        if principal is not None:
+            self.per_user[principal.user_id] += 1
+
+    def _unreserve(self, principal: Principal | None) -> None:
+        self._admitting -= 1
+        if principal is not None:
+            self._forget_user(principal.user_id)
+
+    def _forget_user(self, user_id: str) -> None:
+        self.per_user[user_id] -= 1
+        if self.per_user[user_id] <= 0:
+            del self.per_user[user_id]
+
     def _opened(self, conn: HubConnection) -> None:
+        """The admitted connection is open: its reserved slots become a connection."""
+        self._admitting -= 1
         self.connections.add(conn)
-        if conn.user_id is not None:
-            self.per_user[conn.user_id] += 1
         self.ctx.metrics.hub_connections.labels(conn.hub).inc()
 
     def _closed(self, conn: HubConnection, pending: Pending | None) -> None:
         self.fanout.remove(conn)
         self.connections.discard(conn)
         if conn.user_id is not None:
-            self.per_user[conn.user_id] -= 1
-            if self.per_user[conn.user_id] <= 0:
-                del self.per_user[conn.user_id]
+            self._forget_user(conn.user_id)
         self.ctx.metrics.hub_connections.labels(conn.hub).dec()
 
     def _flush_counts(self) -> None:

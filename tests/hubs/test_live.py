@@ -148,6 +148,59 @@ async def test_per_user_cap_on_the_live_server(tmp_path: Path) -> None:
         server.stop()
 
 
+@pytest.mark.parametrize("shared", [False, True], ids=["alone", "redis"])
+async def test_connection_caps_hold_under_a_burst_of_upgrades(
+    tmp_path: Path, request: pytest.FixtureRequest, shared: bool
+) -> None:
+    """Forty upgrades at once against caps of 5 (process) and 3 (per user): the caps hold
+    exactly; a slot is taken when the upgrade is admitted, not when it is accepted (with Redis
+    the claim of a negotiated id awaits a round trip in between)."""
+    extra = {}
+    if shared:
+        extra = {
+            "MYTRADER_REDIS_URL": request.getfixturevalue("redis_url"),
+            "MYTRADER_REDIS_PREFIX": f"mytrader-test-{tmp_path.name[-12:]}-{time.time_ns()}",
+        }
+    env = server_env(
+        tmp_path / "data",
+        MYTRADER_HUB_MAX_CONNECTIONS="5",
+        MYTRADER_HUB_MAX_CONNECTIONS_PER_USER="3",
+        **extra,
+    )
+    server = start_server(tmp_path, env)
+    try:
+        token = server.register("burst")
+        auth = {"Authorization": f"Bearer {token}"}
+
+        async def attempt(path: str, headers: dict[str, str] | None) -> object:
+            try:
+                return await connect(ws_url(server, path), additional_headers=headers)
+            except InvalidStatus as refused:
+                return refused.response.status_code
+
+        async def negotiated() -> str:  # the upgrade then claims the negotiated id (an await)
+            status, body = await asyncio.to_thread(
+                server.request, "POST", "/hubs/trading/negotiate?negotiateVersion=1", None, token
+            )
+            assert status == 200, body
+            assert isinstance(body, dict)
+            return f"/hubs/trading?id={body['connectionToken']}"
+
+        paths = [*await asyncio.gather(*(negotiated() for _ in range(10))), *["/hubs/trading"] * 10]
+        user = await asyncio.gather(*(attempt(path, auth) for path in paths))
+        anonymous = await asyncio.gather(*(attempt("/hubs/market-data", None) for _ in range(20)))
+        opened = [r for r in user + anonymous if not isinstance(r, int)]
+        try:
+            assert sum(1 for r in user if not isinstance(r, int)) == 3
+            assert len(opened) == 5
+            assert {r for r in user + anonymous if isinstance(r, int)} <= {429, 503}
+        finally:
+            for ws in opened:
+                await ws.close()  # type: ignore[attr-defined]
+    finally:
+        server.stop()
+
+
 async def test_refusals_are_http_statuses_before_accept(hub_server: LiveServer) -> None:
     for path, status in [
         ("/hubs/market-data?id=unknown", 404),
