@@ -25,22 +25,9 @@ import sys
 import time
 from pathlib import Path
 
+from mytrader_ops.rollback.process import pid_alive
+
 STOP_GRACE_S = 15.0
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    stat = Path(f"/proc/{pid}/stat")
-    if stat.exists():
-        with contextlib.suppress(OSError):
-            text = stat.read_text()
-            return text[text.rfind(")") + 2 :].split()[0] not in ("Z", "X")
-    return True
 
 
 def _running(base: Path) -> dict[str, object] | None:
@@ -56,13 +43,13 @@ def stop(base: Path) -> str:
     if info is None or not isinstance(info.get("pid"), int):
         return "nothing running"
     pid = int(str(info["pid"]))
-    if _alive(pid):
+    if pid_alive(pid):
         with contextlib.suppress(ProcessLookupError):
             os.killpg(pid, signal.SIGTERM)
         deadline = time.monotonic() + STOP_GRACE_S
-        while _alive(pid) and time.monotonic() < deadline:
+        while pid_alive(pid) and time.monotonic() < deadline:
             time.sleep(0.05)
-        if _alive(pid):
+        if pid_alive(pid):
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(pid, signal.SIGKILL)
     (base / "running.json").unlink(missing_ok=True)
@@ -79,7 +66,7 @@ def deploy(base: Path, release: str, port: int, timeout_s: float) -> str:
     current = _running(base)
     if current is not None and current.get("release") == release:
         pid = current.get("pid")
-        if isinstance(pid, int) and _alive(pid):
+        if pid_alive(pid):
             return f"release {release} already running (pid {pid}) at {current.get('url')}"
     if current is not None and isinstance(current.get("url"), str):
         port = int(str(current["url"]).rsplit(":", 1)[1])  # keep the address stable

@@ -18,24 +18,13 @@ from pathlib import Path
 from types import TracebackType
 
 from mytrader_ops.rollback.errors import LockedError, RollbackError
+from mytrader_ops.rollback.process import pid_alive
 
 _SAFE = re.compile(r"[^A-Za-z0-9_.-]")
 
 
 def lock_path(state_dir: Path, env: str) -> Path:
     return state_dir / "locks" / f"{_SAFE.sub('_', env)}.lock"
-
-
-def _alive(pid: object) -> bool:
-    if not isinstance(pid, int) or pid <= 0:
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def processes_holding(path: Path) -> list[str]:
@@ -75,7 +64,7 @@ def describe_holder(raw: str, path: Path | None = None) -> str:
         f"{info.get('started_at')} (rollback {info.get('rollback_id')}, "
         f"plan {info.get('plan')})"
     )
-    if info.get("host") == socket.gethostname() and not _alive(info.get("pid")):
+    if info.get("host") == socket.gethostname() and not pid_alive(info.get("pid")):
         holders = processes_holding(path) if path is not None else []
         text += (
             "; that process is gone, but a step it started is still running and holds the "

@@ -37,6 +37,23 @@ class ProcessResult:
     error: str | None = None  # why it could not be started
 
 
+def pid_alive(pid: object) -> bool:
+    """True while process ``pid`` exists and is not a zombie (a zombie holds no resources)."""
+    if not isinstance(pid, int) or pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    stat = Path(f"/proc/{pid}/stat")
+    with contextlib.suppress(OSError):
+        text = stat.read_text()  # pid (comm) state ...; comm may contain ")"
+        return text[text.rfind(")") + 2 :].split()[0] not in ("Z", "X")
+    return True
+
+
 def group_alive(pgid: int) -> bool:
     """True while a non-zombie process is in the group (zombies hold no resources)."""
     proc = Path("/proc")
