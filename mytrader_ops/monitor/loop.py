@@ -53,6 +53,7 @@ class WatchPlan:
     triggers: tuple[AnyTrigger, ...]
     thresholds: Thresholds
     stream: bool = True
+    follow_redirects: bool = False  # the environment's setting, as validate honours it
 
     @property
     def interval_s(self) -> float:
@@ -192,6 +193,7 @@ async def run_watch(
         redactor=redactor,
         tls_verify=plan.tls_verify,
         ca_file=plan.ca_file,
+        follow_redirects=plan.follow_redirects,
     ) as ctx:
         state = CollectState()
         stream = StreamWatcher(ctx, plan.collect.hub_path) if plan.stream else None

@@ -276,6 +276,7 @@ def run_monitor(
         credentials=env.credentials,
         tls_verify=env.tls_verify,
         ca_file=env.ca_file,
+        follow_redirects=env.follow_redirects,
         phase=phase,
         start_s=start_s,
         deadline_s=deadline_s,
