@@ -102,14 +102,21 @@ class LiveServer:
         return self.log_path.read_text(errors="replace")
 
     def stop(self, sig: int = signal.SIGTERM, timeout: float = 15.0) -> int:
-        if self.process.poll() is None:
-            self.process.send_signal(sig)
-            try:
-                self.process.wait(scaled(timeout))
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
-        return self.process.returncode
+        return stop_process(self.process, sig, timeout)
+
+
+def stop_process(
+    process: subprocess.Popen[bytes], sig: int = signal.SIGTERM, timeout: float = 15.0
+) -> int:
+    """Send ``sig``, wait up to ``timeout`` (scaled), then SIGKILL; the exit status."""
+    if process.poll() is None:
+        process.send_signal(sig)
+        try:
+            process.wait(scaled(timeout))
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+    return process.returncode
 
 
 def server_env(data_dir: Path, **extra: str) -> dict[str, str]:

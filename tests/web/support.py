@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import signal
 import socket
 import subprocess
 import sys
@@ -14,7 +13,7 @@ from typing import NoReturn
 
 import pytest
 
-from tests.support.live import LiveServer, scaled
+from tests.support.live import LiveServer, scaled, stop_process
 
 REQUIRE_TOOLS = os.environ.get("MYTRADER_TEST_REQUIRE_SERVICES") == "1"
 
@@ -38,14 +37,7 @@ class WebFront:
         return self.log_path.read_text(errors="replace")
 
     def stop(self, timeout: float = 15.0) -> int:
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(scaled(timeout))
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
-        return self.process.returncode
+        return stop_process(self.process, timeout=timeout)
 
 
 def start_web(

@@ -97,32 +97,24 @@ http {{
 }}
 """
     )
+    argv = [
+        NGINX,
+        "-p",
+        str(prefix),
+        "-c",
+        str(prefix / "nginx.conf"),
+        "-e",
+        str(prefix / "logs/startup.log"),
+    ]
     check = subprocess.run(
-        [
-            NGINX,
-            "-t",
-            "-p",
-            str(prefix),
-            "-c",
-            str(prefix / "nginx.conf"),
-            "-e",
-            str(prefix / "logs/startup.log"),
-        ],
+        [*argv, "-t"],
         capture_output=True,
         text=True,
         timeout=scaled(20),
     )
     assert check.returncode == 0, check.stderr
     process = subprocess.Popen(
-        [
-            NGINX,
-            "-p",
-            str(prefix),
-            "-c",
-            str(prefix / "nginx.conf"),
-            "-e",
-            str(prefix / "logs/startup.log"),
-        ],
+        argv,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
