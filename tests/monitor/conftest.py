@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import io
-import os
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -55,13 +54,6 @@ def watch(server: LiveServer, tmp_path: Path, **kw: object) -> tuple[MonitorOutc
 
 def monitor_argv(*args: str) -> list[str]:
     return [sys.executable, "-m", "mytrader_ops.commands_monitor", *args]
-
-
-def cli_env(**extra: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("MYTRADER_")}
-    env["PYTHONPATH"] = str(REPO)
-    env.update(extra)
-    return env
 
 
 def run_monitor_cli(

@@ -15,8 +15,8 @@ from pathlib import Path
 import pytest
 
 from mytrader_ops.monitor.store import WatchStore
-from tests.monitor.conftest import PASSWORD, USER, cli_env, monitor_argv, run_monitor_cli
-from tests.support.live import LiveServer, scaled
+from tests.monitor.conftest import PASSWORD, USER, monitor_argv, run_monitor_cli
+from tests.support.live import LiveServer, cli_env, scaled
 from tests.support.locks import env_locked
 
 pytestmark = pytest.mark.slow

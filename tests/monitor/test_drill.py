@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.monitor.conftest import REPO, cli_env
-from tests.support.live import scaled
+from tests.monitor.conftest import REPO
+from tests.support.live import cli_env, scaled
 
 pytestmark = pytest.mark.slow
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 import textwrap
@@ -12,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.live import scaled
+from tests.support.live import cli_env, scaled
 
 REPO = Path(__file__).resolve().parents[2]
 PY = sys.executable
@@ -27,19 +26,12 @@ def rollback_argv(*args: str) -> list[str]:
     return [PY, "-m", "mytrader_ops.commands_rollback", *args]
 
 
-def clean_env(**extra: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("MYTRADER_")}
-    env["PYTHONPATH"] = str(REPO)
-    env.update(extra)
-    return env
-
-
 def run_cli(
     *args: str, env: dict[str, str] | None = None, timeout: float = 60, stdin: int | None = None
 ) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         rollback_argv(*args),
-        env=env or clean_env(),
+        env=env or cli_env(),
         capture_output=True,
         text=True,
         timeout=scaled(timeout),

@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.rollback.conftest import audit_records, clean_env, py_step, rollback_argv, run_cli
-from tests.support.live import scaled
+from tests.rollback.conftest import audit_records, py_step, rollback_argv, run_cli
+from tests.support.live import cli_env, scaled
 from tests.support.locks import env_locked
 
 PlanWriter = Callable[[dict[str, object]], Path]
@@ -127,7 +127,7 @@ def test_c4_canary_secret_never_in_audit_or_terminal(
         }
     )
     state = tmp_path / "state"
-    env = clean_env(ROLLBACK_CANARY=CANARY)
+    env = cli_env(ROLLBACK_CANARY=CANARY)
     done = run_cli(*base_args(plan, state, "--reason", "r", "--yes"), env=env)
     assert done.returncode == 4
     assert out.read_text() == CANARY  # the program received the real value
@@ -247,7 +247,7 @@ def test_c8_sigkill_mid_plan_then_rerun_resumes(tmp_path: Path, write_plan: Plan
     audit = state / "rollback-audit.jsonl"
     proc = subprocess.Popen(
         rollback_argv(*base_args(plan, state, "--reason", "errors 30%", "--yes")),
-        env=clean_env(),
+        env=cli_env(),
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
@@ -294,7 +294,7 @@ def test_c7_two_rollbacks_at_once_exactly_one_runs(tmp_path: Path, write_plan: P
     argv = rollback_argv(*base_args(plan, state, "--reason", "r", "--yes"))
     procs = [
         subprocess.Popen(
-            argv, env=clean_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+            argv, env=cli_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
         )
         for _ in range(2)
     ]
@@ -315,7 +315,7 @@ def test_sigterm_mid_step_ends_the_step_and_records_it(
     state = tmp_path / "state"
     proc = subprocess.Popen(
         rollback_argv(*base_args(plan, state, "--reason", "r", "--yes")),
-        env=clean_env(),
+        env=cli_env(),
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
@@ -368,7 +368,7 @@ def test_confirmation_is_asked_on_a_terminal(
     primary, secondary = pty.openpty()
     proc = subprocess.Popen(
         rollback_argv(*base_args(plan, tmp_path / "state", "--reason", "r")),
-        env=clean_env(),
+        env=cli_env(),
         stdin=secondary,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
@@ -398,7 +398,7 @@ def test_plan_is_never_silently_defaulted(tmp_path: Path) -> None:
         "--to",
         "41",
         "--dry-run",
-        env=clean_env(MYTRADER_OPS_ROLLBACK_PLAN="kubernetes"),
+        env=cli_env(MYTRADER_OPS_ROLLBACK_PLAN="kubernetes"),
     )
     assert from_env.returncode == 0, from_env.stderr
     missing = run_cli("--plan", str(tmp_path / "nope.yaml"), "--reason", "r", "--dry-run")

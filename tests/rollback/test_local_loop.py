@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.rollback.conftest import REPO, audit_records, clean_env
-from tests.support.live import scaled
+from tests.rollback.conftest import REPO, audit_records
+from tests.support.live import cli_env, scaled
 
 
 @pytest.mark.slow
@@ -23,7 +23,7 @@ def test_bad_release_is_detected_rolled_back_and_verified(tmp_path: Path) -> Non
     base = tmp_path / "demo"
     done = subprocess.run(
         [sys.executable, "-m", "mytrader_ops.rollback.demo", "--dir", str(base)],
-        env=clean_env(),
+        env=cli_env(),
         capture_output=True,
         text=True,
         timeout=scaled(300),

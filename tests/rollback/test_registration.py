@@ -10,7 +10,8 @@ from typer.testing import CliRunner
 
 from mytrader_ops.commands_rollback import ROLLBACK_EXIT_CODES, rollback
 from mytrader_ops.resources import data_dir
-from tests.rollback.conftest import REPO, clean_env
+from tests.rollback.conftest import REPO
+from tests.support.live import cli_env
 
 
 def test_one_line_registration_and_dry_run() -> None:
@@ -42,7 +43,7 @@ def test_importing_the_command_loads_no_heavy_modules() -> None:
     )
     done = subprocess.run(
         [sys.executable, "-c", code],
-        env=clean_env(),
+        env=cli_env(),
         capture_output=True,
         text=True,
         cwd=REPO,

@@ -119,6 +119,15 @@ def stop_process(
     return process.returncode
 
 
+def cli_env(**extra: str) -> dict[str, str]:
+    """The environment for a mytrader-ops subprocess: no MYTRADER_* from the caller's shell,
+    this checkout importable, then ``extra``."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MYTRADER_")}
+    env["PYTHONPATH"] = str(Path(__file__).resolve().parents[2])
+    env.update(extra)
+    return env
+
+
 def server_env(data_dir: Path, **extra: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("MYTRADER_")}
     env.update(

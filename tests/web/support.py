@@ -13,7 +13,7 @@ from typing import NoReturn
 
 import pytest
 
-from tests.support.live import LiveServer, scaled, stop_process
+from tests.support.live import LiveServer, cli_env, scaled, stop_process
 
 REQUIRE_TOOLS = os.environ.get("MYTRADER_TEST_REQUIRE_SERVICES") == "1"
 
@@ -47,7 +47,7 @@ def start_web(
     stamp = time.monotonic_ns()
     ready = tmp_path / f"web-ready-{stamp}.url"
     log_path = tmp_path / f"web-{stamp}.log"
-    env = {k: v for k, v in os.environ.items() if not k.startswith("MYTRADER_")}
+    env = cli_env()
     cmd = [sys.executable, "-m", "mytrader_server", "web", "--port", str(port)]
     cmd += ["--backend", backend, "--ready-file", str(ready), *extra]
     with open(log_path, "wb") as log:
