@@ -13,7 +13,7 @@ from typing import Annotated, NoReturn
 
 import typer
 
-from mytrader_ops.cli_options import EnvOpt, ReportDirOpt, TargetOpt
+from mytrader_ops.cli_options import EnvOpt, ReportDirOpt, TargetOpt, fail_with_problems
 from mytrader_ops.commands_monitor import MONITOR_EXIT_CODES, monitor
 from mytrader_ops.commands_rollback import ROLLBACK_EXIT_CODES, rollback
 
@@ -189,10 +189,7 @@ def config_check(
     try:
         cfg = load_config(file)
     except ConfigError as exc:
-        typer.echo(f"{len(exc.problems)} problem(s):", err=True)
-        for problem in exc.problems:
-            typer.echo(f"  {problem}", err=True)
-        raise typer.Exit(2) from None
+        fail_with_problems("", exc.problems)
     typer.echo(f"{file}: OK ({len(cfg.checks)} checks, {len(cfg.environments)} environments)")
 
 

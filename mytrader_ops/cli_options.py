@@ -5,8 +5,9 @@ Only typer is imported here, so ``mytrader-ops --help`` stays fast.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, NoReturn
 
 import typer
 
@@ -22,3 +23,13 @@ ReportDirOpt = Annotated[
         file_okay=False,
     ),
 ]
+
+
+def fail_with_problems(
+    heading: str, problems: Sequence[object], redact: Callable[[str], str] = str
+) -> NoReturn:
+    """Print each problem of a rejected file (file, line, key path) and exit 2."""
+    typer.echo(f"{len(problems)} problem(s){heading}:", err=True)
+    for problem in problems:
+        typer.echo(f"  {redact(str(problem))}", err=True)
+    raise typer.Exit(2)

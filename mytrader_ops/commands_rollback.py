@@ -17,6 +17,8 @@ from typing import Annotated, NoReturn
 
 import typer
 
+from mytrader_ops.cli_options import fail_with_problems
+
 ROLLBACK_EXIT_CODES = """Exit codes: 0 rolled back and verified (or already rolled back and
 verified again; a dry run), 2 usage or plan error, 4 a step or the verification failed,
 5 another rollback of this environment holds the lock."""
@@ -190,10 +192,7 @@ def rollback(
     try:
         resolved = resolve(request)
     except ConfigError as exc:
-        typer.echo(f"{len(exc.problems)} problem(s) in the plan:", err=True)
-        for problem in exc.problems:
-            typer.echo(f"  {redactor.redact(str(problem))}", err=True)
-        raise typer.Exit(2) from None
+        fail_with_problems(" in the plan", exc.problems, redactor.redact)
     except OpsError as exc:
         _fail(redactor.redact(str(exc)), exc.exit_code)
 
