@@ -35,10 +35,10 @@ from mytrader_ops.monitor.aggregate import Totals  # noqa: E402
 from mytrader_ops.monitor.dashboard import JsonLines  # noqa: E402
 from mytrader_ops.monitor.rules import to_window  # noqa: E402
 from mytrader_ops.monitor.store import WatchRecord, WatchStore  # noqa: E402
+from mytrader_ops.monitor.triggers import TriggerBoard, default_triggers  # noqa: E402
 from mytrader_ops.monitor.windows import PathTally, WindowSummary  # noqa: E402
 from mytrader_ops.redaction import Redactor  # noqa: E402
 from mytrader_ops.stats import LatencyHistogram  # noqa: E402
-from mytrader_ops.triggers import TriggerBoard, default_triggers  # noqa: E402
 
 
 def rss_mb() -> float:

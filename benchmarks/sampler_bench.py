@@ -101,7 +101,7 @@ def run_wrk(url: str, seconds: float, think_ms: int = 0) -> dict[str, float]:
 
 def sampler_child(url: str, seconds: float, rate: float, conns: int) -> None:
     sys.path.insert(0, str(ROOT))
-    from mytrader_ops.sampler import StreamSpec, run_sampler
+    from mytrader_ops.probes.sampler import StreamSpec, run_sampler
 
     async def main() -> dict[str, float]:
         cpu0 = time.process_time()

@@ -80,12 +80,12 @@ def validate(
     import asyncio
 
     from mytrader_ops.errors import OpsError
-    from mytrader_ops.plan import build_plan
     from mytrader_ops.redaction import Redactor
     from mytrader_ops.report.files import write_reports
     from mytrader_ops.report.terminal import Progress, make_console, render
-    from mytrader_ops.runner import execute
     from mytrader_ops.store import RunStore
+    from mytrader_ops.validate.plan import build_plan
+    from mytrader_ops.validate.runner import execute
 
     redactor = Redactor()
     try:

@@ -37,7 +37,7 @@ from mytrader_ops.monitor.windows import (
 )
 from mytrader_ops.probes.context import ProbeContext, ProbeIOError, describe_error
 from mytrader_ops.probes.hubsession import HubAuth, HubError, HubSession
-from mytrader_ops.sampler import StreamSpec, run_sampler
+from mytrader_ops.probes.sampler import StreamSpec, run_sampler
 from mytrader_ops.stats import LatencyHistogram
 
 DEFAULT_PATHS = ("/api/symbols", "/api/market-data/quotes/AAPL")

@@ -15,9 +15,9 @@ from collections.abc import Sequence
 from typing import IO, Any
 
 from mytrader_ops.monitor.aggregate import Totals
+from mytrader_ops.monitor.triggers import TriggerStatus
 from mytrader_ops.monitor.windows import WindowSummary, fit_trend, to_dict
 from mytrader_ops.redaction import Redactor
-from mytrader_ops.triggers import TriggerStatus
 
 WINDOW_SCHEMA = "mytrader-ops.monitor-window/v1"
 _STYLE = {"ok": "green", "pending": "yellow", "firing": "bold red"}

@@ -9,8 +9,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from mytrader_ops.monitor.aggregate import Totals
+from mytrader_ops.monitor.triggers import TriggerStatus
 from mytrader_ops.monitor.windows import WindowSummary
-from mytrader_ops.triggers import TriggerStatus
 
 STATE_VALUE = {"ok": 0, "pending": 1, "firing": 2}
 

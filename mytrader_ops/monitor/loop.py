@@ -28,11 +28,11 @@ from mytrader_ops.monitor.rules import to_window
 from mytrader_ops.monitor.settings import CRITICAL_PHASE_S, Phase, Thresholds
 from mytrader_ops.monitor.store import WatchStore
 from mytrader_ops.monitor.stream import StreamWatcher
+from mytrader_ops.monitor.triggers import AnyTrigger, TriggerBoard, TriggerStatus
 from mytrader_ops.monitor.windows import WindowSummary, missing_window
 from mytrader_ops.probes.context import open_context
 from mytrader_ops.redaction import Redactor
 from mytrader_ops.stats import LatencyHistogram
-from mytrader_ops.triggers import AnyTrigger, TriggerBoard, TriggerStatus
 
 Ending = Literal["deadline", "fired"]
 

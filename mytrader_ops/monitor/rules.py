@@ -1,5 +1,5 @@
 """Adapter from the monitor's `WindowSummary` to the pure trigger fold in
-`mytrader_ops.triggers` (owned by the rollback half of issue 5).
+`mytrader_ops.monitor.triggers` (owned by the rollback half of issue 5).
 
 The fold (`TriggerBoard.advance`) decides ok / pending / firing with its evidence; this
 module only says which of a window's figures each trigger reads. Rules of the mapping:
@@ -18,8 +18,8 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 
+from mytrader_ops.monitor.triggers import AnyTrigger, TriggerBoard, TriggerStatus, Window
 from mytrader_ops.monitor.windows import WindowSummary
-from mytrader_ops.triggers import AnyTrigger, TriggerBoard, TriggerStatus, Window
 
 
 def to_window(w: WindowSummary) -> Window:

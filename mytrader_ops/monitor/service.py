@@ -37,11 +37,11 @@ from mytrader_ops.monitor.settings import (
 )
 from mytrader_ops.monitor.sinks import Alert, SinkResult, notify
 from mytrader_ops.monitor.store import WatchRecord, WatchStore
+from mytrader_ops.monitor.triggers import AnyTrigger, TriggerStatus, default_triggers
 from mytrader_ops.monitor.verdicts import build_report, exit_code_for
 from mytrader_ops.redaction import Redactor
 from mytrader_ops.report.model import RunReport
 from mytrader_ops.stats import LatencyHistogram
-from mytrader_ops.triggers import AnyTrigger, TriggerStatus, default_triggers
 
 EXIT_ROLLBACK_FAILED = 4
 EXIT_LOCKED = 5
@@ -128,7 +128,7 @@ def _check_samples(
 ) -> None:
     """A trigger that can never have enough samples in a window would never judge: refuse it
     now rather than watch blind for 24 hours."""
-    from mytrader_ops.triggers import ErrorRateTrigger, LatencyTrigger
+    from mytrader_ops.monitor.triggers import ErrorRateTrigger, LatencyTrigger
 
     expected = rate * paths * interval_s
     for t in triggers:
@@ -144,7 +144,7 @@ def _check_samples(
 def _stored_triggers(raw: object) -> tuple[AnyTrigger, ...]:
     from pydantic import TypeAdapter
 
-    from mytrader_ops.triggers import TriggerSpec
+    from mytrader_ops.monitor.triggers import TriggerSpec
 
     adapter: TypeAdapter[AnyTrigger] = TypeAdapter(TriggerSpec)
     assert isinstance(raw, list)
@@ -177,8 +177,8 @@ def run_monitor(
     clock: Callable[[], float] = time.time,
 ) -> MonitorOutcome:
     """Raises OpsError (exit 2) for usage/configuration problems; everything else is an outcome."""
-    from mytrader_ops.plan import build_plan
     from mytrader_ops.rollback.service import default_state_dir
+    from mytrader_ops.validate.plan import build_plan
 
     out = out or sys.stdout
     err = err or sys.stderr
@@ -380,7 +380,7 @@ def run_monitor(
         has_credentials=env.credentials.complete,
         ending=result.ending,
     )
-    from mytrader_ops.runner import redact_report
+    from mytrader_ops.validate.runner import redact_report
 
     report = redact_report(report, redactor)
     if req.report_dir is not None:

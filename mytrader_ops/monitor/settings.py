@@ -3,7 +3,7 @@
 Defaults live here, in one place. An optional YAML file (`--monitor-config`) overrides them;
 it is read by the defensive loader and validated strictly (unknown keys rejected, every
 problem named with file, line and key path). Its `triggers:` list uses the typed trigger
-format of `mytrader_ops.triggers` (each states `consecutive: N` or `for: DURATION`).
+format of `mytrader_ops.monitor.triggers` (each states `consecutive: N` or `for: DURATION`).
 """
 
 from __future__ import annotations
@@ -15,8 +15,8 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from mytrader_ops.errors import ConfigError, ConfigProblem, OpsError
+from mytrader_ops.monitor.triggers import TriggerSpec
 from mytrader_ops.redaction import Secret
-from mytrader_ops.triggers import TriggerSpec
 from mytrader_ops.yamlsafe import KeyPath, format_path, read_yaml
 
 Phase = Literal["critical", "extended", "all"]
@@ -112,7 +112,8 @@ class MonitorFile(_Model):
     rate: Annotated[float, Field(gt=0, le=200)] | None = None
     paths: list[Annotated[str, Field(pattern=r"^/\S*$")]] | None = None
     triggers: list[TriggerSpec] | None = Field(
-        default=None, description="mytrader_ops.triggers format; default: its five triggers."
+        default=None,
+        description="mytrader_ops.monitor.triggers format; default: its five triggers.",
     )
     thresholds: Thresholds = Thresholds()
     sinks: list[Sink] = []

@@ -16,14 +16,6 @@ import math
 from collections.abc import Sequence
 
 from mytrader_ops import __version__
-from mytrader_ops.decision import decide
-from mytrader_ops.evaluate import (
-    CheckMeta,
-    LatencyEvidence,
-    judge_latency,
-    judge_rate_below,
-    make_verdict,
-)
 from mytrader_ops.monitor.aggregate import PhaseTotals, Totals
 from mytrader_ops.monitor.settings import (
     CRITICAL_PHASE_S,
@@ -31,10 +23,18 @@ from mytrader_ops.monitor.settings import (
     Thresholds,
     format_duration,
 )
+from mytrader_ops.monitor.triggers import AnyTrigger, TriggerStatus
 from mytrader_ops.monitor.windows import LeakFinding, detect_leak
 from mytrader_ops.report.model import LatencyStream, RunReport, SamplerInfo
 from mytrader_ops.stats import LatencyHistogram, min_samples_for_proportion, wilson_interval
-from mytrader_ops.triggers import AnyTrigger, TriggerStatus
+from mytrader_ops.validate.decision import decide
+from mytrader_ops.validate.evaluate import (
+    CheckMeta,
+    LatencyEvidence,
+    judge_latency,
+    judge_rate_below,
+    make_verdict,
+)
 from mytrader_ops.verdict import Measurement, Status, Verdict
 
 EXIT_OK = 0

@@ -27,7 +27,7 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
-from mytrader_ops.triggers import TriggerBoard, Window, default_triggers
+from mytrader_ops.monitor.triggers import TriggerBoard, Window, default_triggers
 
 BAD_PROFILE = {"error_rate": {"/api": 0.6}}
 USER = "rollback-demo-monitor"

@@ -88,9 +88,9 @@ class LibraryVerifier:
         import asyncio
 
         from mytrader_ops.errors import OpsError
-        from mytrader_ops.plan import build_plan
         from mytrader_ops.resources import suite_path
-        from mytrader_ops.runner import execute
+        from mytrader_ops.validate.plan import build_plan
+        from mytrader_ops.validate.runner import execute
 
         config_file = (
             Path(request.config)

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from mytrader_ops.monitor.rules import worst_bound_s
-from mytrader_ops.triggers import default_triggers
+from mytrader_ops.monitor.triggers import default_triggers
 from tests.monitor.conftest import PASSWORD, watch
 from tests.support.live import LiveServer, scaled
 

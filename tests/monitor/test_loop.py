@@ -12,9 +12,9 @@ from mytrader_ops.monitor.collect import CollectSettings
 from mytrader_ops.monitor.loop import WatchPlan, run_watch
 from mytrader_ops.monitor.settings import Thresholds
 from mytrader_ops.monitor.store import WatchRecord, WatchStore
+from mytrader_ops.monitor.triggers import default_triggers
 from mytrader_ops.monitor.windows import PathTally, WindowSummary
 from mytrader_ops.redaction import Redactor
-from mytrader_ops.triggers import default_triggers
 
 
 def test_resumed_watch_with_a_fired_trigger_acts_at_once(tmp_path: Path) -> None:

@@ -12,6 +12,7 @@ from mytrader_ops.monitor.aggregate import Series, Totals
 from mytrader_ops.monitor.promvalues import db_mean_ms, reduce_scrape, sum_samples
 from mytrader_ops.monitor.rules import fold, to_window
 from mytrader_ops.monitor.settings import MonitorUsageError, parse_duration
+from mytrader_ops.monitor.triggers import default_triggers
 from mytrader_ops.monitor.verdicts import exit_code_for
 from mytrader_ops.monitor.windows import (
     PathTally,
@@ -24,7 +25,6 @@ from mytrader_ops.monitor.windows import (
     missing_window,
     to_dict,
 )
-from mytrader_ops.triggers import default_triggers
 
 MB = 1024 * 1024
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+from mytrader_ops.monitor.triggers import default_triggers
 from mytrader_ops.resources import data_dir
-from mytrader_ops.triggers import default_triggers
 
 MONITOR = Path(__file__).resolve().parents[2] / "mytrader_ops" / "monitor"
 

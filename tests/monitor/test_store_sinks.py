@@ -181,7 +181,7 @@ def test_exporter_serves_the_monitor_figures() -> None:
     from mytrader_ops.monitor.aggregate import Totals
     from mytrader_ops.monitor.exporter import Exporter
     from mytrader_ops.monitor.rules import fold
-    from mytrader_ops.triggers import default_triggers
+    from mytrader_ops.monitor.triggers import default_triggers
 
     exporter = Exporter(0)
     try:

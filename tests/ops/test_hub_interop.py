@@ -21,10 +21,10 @@ from starlette.routing import Route, WebSocketRoute
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from mytrader_ops.config import HubCheck
-from mytrader_ops.evaluate import CheckMeta, judge_observation
 from mytrader_ops.probes.context import open_context
 from mytrader_ops.probes.hub import probe_hub
 from mytrader_ops.redaction import Redactor
+from mytrader_ops.validate.evaluate import CheckMeta, judge_observation
 from mytrader_ops.verdict import Status
 
 RS = "\x1e"

@@ -8,7 +8,7 @@ import pytest
 
 from mytrader_ops import healthformat, jsonassert, promtext, signalr
 from mytrader_ops.config import JsonAssertion
-from mytrader_ops.httpwire import WireError, parse_head
+from mytrader_ops.probes.httpwire import WireError, parse_head
 
 IETF = json.dumps(
     {

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from mytrader_ops.errors import OpsError
-from mytrader_ops.plan import RunPlan, build_plan
+from mytrader_ops.validate.plan import RunPlan, build_plan
 
 
 def _plan(tmp_path: Path | None = None, text: str | None = None, **kw: object) -> RunPlan:

@@ -19,12 +19,12 @@ import pytest
 from websockets.asyncio.server import ServerConnection, serve
 
 from mytrader_ops.config import HttpCheck, MetricsCheck, WebSocketCheck
-from mytrader_ops.evaluate import CheckMeta, judge_observation, judge_rate_below
 from mytrader_ops.probes.context import ProbeContext, open_context
 from mytrader_ops.probes.http import probe_http, probe_metrics
+from mytrader_ops.probes.sampler import StreamSpec, run_sampler
 from mytrader_ops.probes.websocket import probe_websocket
 from mytrader_ops.redaction import Redactor
-from mytrader_ops.sampler import StreamSpec, run_sampler
+from mytrader_ops.validate.evaluate import CheckMeta, judge_observation, judge_rate_below
 from mytrader_ops.verdict import Status
 from tests.ops.conftest import ThreadedServer, read_request, response
 

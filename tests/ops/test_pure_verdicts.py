@@ -7,8 +7,15 @@ import math
 
 import pytest
 
-from mytrader_ops.decision import KnownIssueRule, apply_known_issues, decide, exit_code
-from mytrader_ops.evaluate import (
+from mytrader_ops.observation import Observation, Step
+from mytrader_ops.stats import (
+    LatencyHistogram,
+    min_samples_for_percentile,
+    min_samples_for_proportion,
+    wilson_interval,
+)
+from mytrader_ops.validate.decision import KnownIssueRule, apply_known_issues, decide, exit_code
+from mytrader_ops.validate.evaluate import (
     CheckMeta,
     LatencyEvidence,
     Limit,
@@ -16,13 +23,6 @@ from mytrader_ops.evaluate import (
     judge_observation,
     judge_rate_above,
     judge_rate_below,
-)
-from mytrader_ops.observation import Observation, Step
-from mytrader_ops.stats import (
-    LatencyHistogram,
-    min_samples_for_percentile,
-    min_samples_for_proportion,
-    wilson_interval,
 )
 from mytrader_ops.verdict import Decision, Status, Verdict
 

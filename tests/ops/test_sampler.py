@@ -8,7 +8,7 @@ from collections.abc import Callable
 
 import pytest
 
-from mytrader_ops.sampler import StreamSpec, judge_sampler, run_sampler
+from mytrader_ops.probes.sampler import StreamSpec, judge_sampler, run_sampler
 from mytrader_ops.stats import LatencyHistogram
 from tests.ops.conftest import ThreadedServer, read_request, response
 

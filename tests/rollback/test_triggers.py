@@ -12,7 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from mytrader_ops.errors import ConfigError
-from mytrader_ops.triggers import (
+from mytrader_ops.monitor.triggers import (
     AnyTrigger,
     AuthTrigger,
     DatabaseTrigger,
@@ -312,8 +312,8 @@ def test_board_reason_and_evidence_for_auto_rollback() -> None:
 
 
 def test_shipped_trigger_file_matches_the_defaults() -> None:
+    from mytrader_ops.monitor.triggers import load_triggers
     from mytrader_ops.resources import data_dir
-    from mytrader_ops.triggers import load_triggers
 
     shipped = load_triggers(data_dir("rollback") / "triggers" / "mytrader.yaml")
     strip = [t.model_copy(update={"description": ""}) for t in shipped]
@@ -321,8 +321,8 @@ def test_shipped_trigger_file_matches_the_defaults() -> None:
 
 
 def test_every_shipped_trigger_has_a_runbook() -> None:
+    from mytrader_ops.monitor.triggers import load_triggers
     from mytrader_ops.resources import data_dir
-    from mytrader_ops.triggers import load_triggers
 
     for spec in load_triggers(data_dir("rollback") / "triggers" / "mytrader.yaml"):
         path = data_dir("runbooks") / f"rollback-{spec.id}.md"

@@ -18,7 +18,13 @@ from mytrader_ops.config import (
     HubLatencyCheck,
     LatencyCheck,
 )
-from mytrader_ops.evaluate import (
+from mytrader_ops.observation import Observation, utc_now
+from mytrader_ops.probes import hub, hublatency
+from mytrader_ops.probes.context import NO_CREDENTIALS, ProbeContext
+from mytrader_ops.probes.sampler import SamplerResult, StreamSpec, run_sampler
+from mytrader_ops.report.model import LatencyStream, SamplerInfo
+from mytrader_ops.stats import LatencyHistogram, min_samples_for_proportion
+from mytrader_ops.validate.evaluate import (
     CheckMeta,
     LatencyEvidence,
     judge_latency,
@@ -27,13 +33,7 @@ from mytrader_ops.evaluate import (
     judge_rate_below,
     make_verdict,
 )
-from mytrader_ops.observation import Observation, utc_now
-from mytrader_ops.plan import RunPlan
-from mytrader_ops.probes import hub, hublatency
-from mytrader_ops.probes.context import NO_CREDENTIALS, ProbeContext
-from mytrader_ops.report.model import LatencyStream, SamplerInfo
-from mytrader_ops.sampler import SamplerResult, StreamSpec, run_sampler
-from mytrader_ops.stats import LatencyHistogram, min_samples_for_proportion
+from mytrader_ops.validate.plan import RunPlan
 from mytrader_ops.verdict import Status, Verdict
 
 CONNECT_SPACING_S = 0.02

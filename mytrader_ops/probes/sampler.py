@@ -21,7 +21,13 @@ import time
 from collections import Counter
 from dataclasses import dataclass, field
 
-from mytrader_ops.httpwire import Connection, Origin, StaleConnection, WireError, build_request
+from mytrader_ops.probes.httpwire import (
+    Connection,
+    Origin,
+    StaleConnection,
+    WireError,
+    build_request,
+)
 from mytrader_ops.stats import LatencyHistogram, LatencySummary
 
 MAX_CPU_SHARE = 0.80

@@ -27,25 +27,25 @@ from mytrader_ops.config import (
     ProxyCheck,
     WebSocketCheck,
 )
-from mytrader_ops.decision import (
+from mytrader_ops.observation import Observation, utc_now
+from mytrader_ops.probes import auth, database, frontend, http, hub, websocket
+from mytrader_ops.probes.context import ProbeContext, open_context
+from mytrader_ops.redaction import Redactor
+from mytrader_ops.report.model import LatencyStream, RunReport, from_json, to_json
+from mytrader_ops.validate.decision import (
     KnownIssueRule,
     apply_known_issues,
     decide,
     exit_code,
     mark_out_of_scope,
 )
-from mytrader_ops.evaluate import (
+from mytrader_ops.validate.evaluate import (
     CheckMeta,
     Limit,
     judge_observation,
 )
-from mytrader_ops.observation import Observation, utc_now
-from mytrader_ops.plan import RunPlan
-from mytrader_ops.probes import auth, database, frontend, http, hub, websocket
-from mytrader_ops.probes.context import ProbeContext, open_context
-from mytrader_ops.redaction import Redactor
-from mytrader_ops.report.model import LatencyStream, RunReport, from_json, to_json
-from mytrader_ops.sla import run_sla_phase
+from mytrader_ops.validate.plan import RunPlan
+from mytrader_ops.validate.sla import run_sla_phase
 from mytrader_ops.verdict import Status, Verdict
 
 Progress = Callable[[str, str], None]
