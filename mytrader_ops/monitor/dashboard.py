@@ -20,6 +20,12 @@ from mytrader_ops.monitor.windows import WindowSummary, fit_trend, to_dict
 from mytrader_ops.redaction import Redactor
 
 WINDOW_SCHEMA = "mytrader-ops.monitor-window/v1"
+# What redaction leaves alone in a window line: identifiers and states (structure), and the
+# objects whose keys are text counted by kind (masked like any other text).
+_STRUCTURE = frozenset(
+    {"schema", "watch_id", "trigger", "kind", "state", "verdict", "auth", "db_status"}
+)
+_FREE_KEYS = frozenset({"error_kinds", "hub_failures"})
 _STYLE = {"ok": "green", "pending": "yellow", "firing": "bold red"}
 
 
@@ -89,7 +95,12 @@ class JsonLines:
 
     def window(self, w: WindowSummary, states: Sequence[TriggerStatus], totals: Totals) -> None:
         doc = window_json(self.watch_id, w, states, totals)
-        self.out.write(self.redactor.redact(json.dumps(doc, separators=(",", ":"))) + "\n")
+        self.out.write(
+            json.dumps(
+                self.redactor.redact_json(doc, _STRUCTURE, _FREE_KEYS), separators=(",", ":")
+            )
+            + "\n"
+        )
         self.out.flush()
 
 

@@ -192,7 +192,6 @@ def run_monitor(
         rate=None,
     )
     env = run_plan.environment
-    redactor.add_secret(env.credentials.username)
     redactor.add_secret(env.credentials.password)
     file = load_monitor_file(req.monitor_config) if req.monitor_config else MonitorFile()
     for sink in file.sinks:
@@ -380,7 +379,7 @@ def run_monitor(
         has_credentials=env.credentials.complete,
         ending=result.ending,
     )
-    from mytrader_ops.validate.runner import redact_report
+    from mytrader_ops.report.model import redact_report
 
     report = redact_report(report, redactor)
     if req.report_dir is not None:

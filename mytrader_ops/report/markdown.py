@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 from mytrader_ops.report.model import RunReport
 from mytrader_ops.verdict import Decision, Status, Verdict
 
@@ -14,8 +16,16 @@ _TICK = {
 }
 
 
+_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f]")
+_TAG_START = re.compile(r"<(?=[A-Za-z!/?])")  # what could open an HTML tag or comment
+_ENTITY = re.compile(r"&(?=#?[A-Za-z0-9]+;)")  # what a viewer would read as an entity
+
+
 def _esc(text: str) -> str:
-    return text.replace("|", "\\|").replace("\n", " ")
+    """A value made safe for one line of a table or list: no line breaks, no table pipes, no
+    HTML (a target's `<!--` would hide the rest of the document in a PR comment)."""
+    text = _ENTITY.sub("&amp;", _CONTROL.sub(" ", text))
+    return _TAG_START.sub("&lt;", text).replace("|", "\\|")
 
 
 def _link(v: Verdict) -> str:
@@ -192,14 +202,14 @@ def render_markdown(report: RunReport) -> str:
         add(
             f"{_esc(v.title)}. Critical: {'yes' if v.critical else 'no'}. "
             f"Component: {v.component}. Runbook: `runbooks/{v.check_id}.md`."
-            + (f" Label: **{v.label}**." if v.label else "")
+            + (f" Label: **{_esc(v.label)}**." if v.label else "")
         )
         add(f"\nResult: {_esc(v.summary)}\n")
         if v.known_issue is not None:
             ki = v.known_issue
             add(
-                f"Known issue {ki.ticket} (expires {ki.expires}"
-                f"{', EXPIRED' if ki.expired else ''}): {ki.mitigation}\n"
+                f"Known issue {_esc(ki.ticket)} (expires {ki.expires}"
+                f"{', EXPIRED' if ki.expired else ''}): {_esc(ki.mitigation)}\n"
             )
         for line in v.evidence:
             add(f"- {_esc(line)}")

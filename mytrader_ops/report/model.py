@@ -11,10 +11,30 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
+from mytrader_ops.redaction import Redactor
 from mytrader_ops.stats import LatencySummary
 from mytrader_ops.verdict import Decision, KnownIssueNote, Measurement, Status, Verdict
 
 SCHEMA = "mytrader-ops.report/v1"
+# Identifiers, enums, units and timestamps: the report's structure, never masked.
+_STRUCTURE = frozenset(
+    {
+        "schema",
+        "run_id",
+        "tool_version",
+        "check_id",
+        "status",
+        "decision",
+        "unit",
+        "comparator",
+        "component",
+        "kind",
+        "started_at",
+        "finished_at",
+        "expires",
+    }
+)
+_FREE_KEYS = frozenset({"error_kinds"})  # error messages counted by kind: the keys are text
 
 
 @dataclass(frozen=True, slots=True)
@@ -187,3 +207,8 @@ def from_json(doc: dict[str, Any]) -> RunReport:
         monitoring=tuple(doc.get("monitoring", [])),
         sources=tuple(doc.get("sources", [])),
     )
+
+
+def redact_report(report: RunReport, redactor: Redactor) -> RunReport:
+    """The report with every free-text value masked (values, not the serialised text)."""
+    return redactor.redact_fields(report, _STRUCTURE, _FREE_KEYS)

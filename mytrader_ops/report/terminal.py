@@ -1,18 +1,23 @@
 """Terminal rendering with rich: live progress while probing, then the results table.
 
-The only module that imports rich. Every string shown passes through the redactor.
+The only module that imports rich. Every value shown is redacted first (values, not the
+rendered text) and made safe: rich markup in a value is escaped, and control characters
+(newlines, ANSI escapes) from a target's text are shown as spaces, so a value can neither
+restyle the terminal nor forge a line such as a decision.
 """
 
 from __future__ import annotations
 
+import re
 import sys
 from typing import TextIO
 
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from mytrader_ops.redaction import Redactor
-from mytrader_ops.report.model import RunReport
+from mytrader_ops.report.model import RunReport, redact_report
 from mytrader_ops.verdict import Decision, Status
 
 _STYLE = {
@@ -22,6 +27,14 @@ _STYLE = {
     Status.INCONCLUSIVE: "magenta",
     Status.KNOWN_ISSUE: "cyan",
 }
+_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f]")
+
+
+def _safe(text: str) -> str:
+    """One line of plain text: controls become spaces, rich markup is escaped."""
+    return escape(_CONTROL.sub(" ", text))
+
+
 _DECISION_STYLE = {
     Decision.GO: "bold green",
     Decision.GO_WITH_KNOWN_ISSUES: "bold cyan",
@@ -53,12 +66,14 @@ class Progress:
             return
         style = next((s for st, s in _STYLE.items() if st.value == message), "dim")
         self.console.print(
-            f"  {check_id:<26} [{style}]{self.redactor.redact(message)}[/]", markup=True
+            f"  {_safe(check_id):<26} [{style}]{_safe(self.redactor.redact(message))}[/]",
+            markup=True,
         )
 
 
 def render(report: RunReport, console: Console, redactor: Redactor, quiet: bool = False) -> None:
-    r = redactor.redact
+    report = redact_report(report, redactor)
+    r = _safe
     if not quiet:
         table = Table(
             title=r(f"{report.title} - {report.env_name} ({report.backend})"),
@@ -98,6 +113,4 @@ def render(report: RunReport, console: Console, redactor: Redactor, quiet: bool 
         f"(exit {report.exit_code}, {report.elapsed_s:.1f} s)"
     )
     for v in failing:
-        console.print(
-            r(f"  {v.status.value}: {v.check_id}: {v.summary}"), markup=False, soft_wrap=True
-        )
+        console.print(f"  {v.status.value}: {r(v.check_id)}: {r(v.summary)}", soft_wrap=True)

@@ -23,7 +23,7 @@ from mytrader_ops.config import (
     load_config,
 )
 from mytrader_ops.errors import OpsError
-from mytrader_ops.redaction import Secret
+from mytrader_ops.redaction import MIN_SECRET_LEN, Secret
 from mytrader_ops.resources import shipped_suites, suite_path
 
 DEFAULT_SUITE = "go-live"
@@ -66,6 +66,17 @@ def _check_url(option: str, url: str) -> str:
     if not _URL.match(url):
         raise UsageError(f"{option} must be an http(s) URL like http://127.0.0.1:5002, got {url!r}")
     return url.rstrip("/")
+
+
+def refuse_short_secrets(*secrets: Secret | None) -> None:
+    """A secret too short to mask without masking ordinary text is refused, never printed."""
+    for secret in secrets:
+        value = secret.reveal() if secret is not None else None
+        if secret is not None and value is not None and len(value) < MIN_SECRET_LEN:
+            raise UsageError(
+                f"${{{secret.env_var}}} is shorter than {MIN_SECRET_LEN} characters: it could "
+                "not be kept out of the reports; use a real credential"
+            )
 
 
 def load_suite(name: str) -> Config:
@@ -150,6 +161,7 @@ def build_plan(
         sampler = sampler.model_copy(update={"rate": rate})
     if not config.checks:
         raise UsageError("the configuration defines no checks")
+    refuse_short_secrets(env.credentials.password, env.credentials.expired_token)
     return RunPlan(
         title=config.title,
         env_name=env_name,

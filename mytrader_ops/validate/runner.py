@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
-import json
 import time
 import uuid
 from collections.abc import Callable
@@ -31,7 +30,7 @@ from mytrader_ops.observation import Observation, utc_now
 from mytrader_ops.probes import auth, database, frontend, http, hub, websocket
 from mytrader_ops.probes.context import ProbeContext, open_context
 from mytrader_ops.redaction import Redactor
-from mytrader_ops.report.model import LatencyStream, RunReport, from_json, to_json
+from mytrader_ops.report.model import LatencyStream, RunReport, redact_report
 from mytrader_ops.validate.decision import (
     KnownIssueRule,
     apply_known_issues,
@@ -118,8 +117,7 @@ async def execute(
     note = progress or (lambda _c, _m: None)
     env = plan.environment
     creds = env.credentials
-    redactor.add_secret(creds.username)
-    redactor.add_secret(creds.password)
+    redactor.add_secret(creds.password)  # a username is not a secret
     redactor.add_secret(creds.expired_token)
     started_at, t0 = utc_now(), time.perf_counter()
     in_scope = [c for c in plan.checks if c.component in plan.components]
@@ -203,9 +201,3 @@ async def execute(
         sources=plan.sources,
     )
     return redact_report(report, redactor)
-
-
-def redact_report(report: RunReport, redactor: Redactor) -> RunReport:
-    """Every string of the report passes through the redactor (the canonical form is redacted)."""
-    text = redactor.redact(json.dumps(to_json(report)))
-    return from_json(json.loads(text))

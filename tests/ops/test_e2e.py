@@ -125,6 +125,31 @@ def test_healthy_server_is_go_and_leaks_no_secret(clean: LiveServer, tmp_path: P
         assert "eyJ" not in text  # no JWT of any session
 
 
+@pytest.mark.parametrize("username", ["mytrader", "status", "check_id"])
+def test_an_ordinary_username_is_not_a_secret_and_breaks_no_report(
+    clean: LiveServer, tmp_path: Path, username: str
+) -> None:
+    """Issue 9.1: these usernames ended every run with "internal error; no verdict" because the
+    redactor rewrote the serialised report. A password with a quote and a backslash must not
+    survive in its JSON-escaped form either."""
+    password = 'pw"with\\quote-Zq81'
+    clean.register(username, password)
+    code, doc, out = validate(
+        clean.url,
+        tmp_path,
+        env={"MYTRADER_OPS_USERNAME": username, "MYTRADER_OPS_PASSWORD": password},
+    )
+    assert "internal error" not in out
+    assert (code, doc["decision"]) == (0, "GO"), out
+    assert doc["schema"] == "mytrader-ops.report/v1"
+    assert all({"check_id", "status"} <= set(v) for v in doc["verdicts"])  # type: ignore[union-attr]
+    stored = sqlite3.connect(tmp_path / "runs.db").execute("SELECT document FROM runs").fetchall()
+    texts = [out, *(p.read_text() for p in (tmp_path / "reports").iterdir()), stored[0][0]]
+    for text in texts:
+        for form in (password, json.dumps(password)[1:-1]):
+            assert form not in text
+
+
 def _failing(doc: dict[str, object], check_id: str) -> str:
     v = verdicts(doc)[check_id]
     assert v["status"] == "FAIL", v

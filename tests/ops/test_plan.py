@@ -95,3 +95,15 @@ def test_usage_errors(kw: dict[str, object], fragment: str) -> None:
 def test_unknown_include_is_a_usage_error(tmp_path: Path) -> None:
     with pytest.raises(OpsError, match="unknown suite 'nope'"):
         _plan(tmp_path, "version: 1\ninclude: [nope]\n", target="http://a")
+
+
+def test_a_password_too_short_to_mask_is_refused_without_being_echoed(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("MYTRADER_OPS_USERNAME", "u")
+    monkeypatch.setenv("MYTRADER_OPS_PASSWORD", "x7Q")
+    with pytest.raises(OpsError) as err:
+        _plan(target="http://127.0.0.1:5002")
+    assert err.value.exit_code == 2
+    assert "MYTRADER_OPS_PASSWORD" in str(err.value)
+    assert "x7Q" not in str(err.value)
