@@ -8,6 +8,7 @@ problem is reported with file, line and key path.
 from __future__ import annotations
 
 import datetime as dt
+import re
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated, Literal
@@ -177,8 +178,11 @@ class HubCheck(CheckBase):
 
 
 class MobileCheck(HubCheck):
+    """A simulated mobile client (access_token in the query, reconnect). Critical like every
+    check unless the suite says otherwise: the release plan lists mobile connectivity among
+    the success criteria."""
+
     kind: Literal["mobile"]  # type: ignore[assignment]
-    critical: bool = False
     max_reconnect_ms: Annotated[float, Field(gt=0)] = 2000.0
 
 
@@ -287,12 +291,39 @@ class SamplerSettings(Model):
     late_after_ms: Annotated[float, Field(gt=0)] = 10.0
 
 
+Waivable = Literal["fail", "inconclusive"]
+DEFAULT_KNOWN_ISSUE_MAX_DAYS = 30
+
+
 class KnownIssue(Model):
+    """A known failure accepted for a while: it waives a FAIL of its check (by default only a
+    FAIL, and only one whose text matches `match`), never missing evidence unless `waives`
+    says so explicitly, and never past `expires`."""
+
     check: CheckId
     ticket: str = Field(min_length=1)
     mitigation: str = Field(min_length=1)
     expires: Annotated[dt.date, Field(strict=False)]
     owner: str | None = None
+    waives: list[Waivable] = Field(
+        default=["fail"],
+        min_length=1,
+        description="What it waives: fail (the default), and inconclusive only when stated.",
+    )
+    match: str | None = Field(
+        default=None,
+        max_length=500,
+        description="A regular expression the verdict's text must contain (re.search).",
+    )
+
+    @model_validator(mode="after")
+    def _valid_pattern(self) -> KnownIssue:
+        if self.match is not None:
+            try:
+                re.compile(self.match)
+            except re.error as exc:
+                raise ValueError(f"match is not a regular expression: {exc}") from None
+        return self
 
 
 class SignOff(Model):
@@ -326,6 +357,10 @@ class Config(Model):
     sampler: SamplerSettings | None = None
     checks: list[Check] = []
     known_issues: list[KnownIssue] = []
+    known_issue_max_days: Annotated[int, Field(ge=1, le=365)] = Field(
+        default=DEFAULT_KNOWN_ISSUE_MAX_DAYS,
+        description="The furthest a known issue of this file may expire, in days from today.",
+    )
     sign_offs: list[SignOff] = []
     rollback_triggers: list[RollbackTrigger] = []
     monitoring: list[MonitoringItem] = []
@@ -371,7 +406,25 @@ def _env_reference_problems(doc: YamlDocument) -> list[ConfigProblem]:
     return problems
 
 
-def parse_config(doc: YamlDocument) -> Config:
+def _expiry_problems(doc: YamlDocument, config: Config, today: dt.date) -> list[ConfigProblem]:
+    """A waiver may not reach further than the file's ceiling: an open-ended known issue is a
+    permanent exception nobody reviews."""
+    ceiling = today + dt.timedelta(days=config.known_issue_max_days)
+    return [
+        ConfigProblem(
+            doc.file,
+            doc.line_of(("known_issues", i, "expires")),
+            format_path(("known_issues", i, "expires")),
+            f"{k.expires.isoformat()} is more than {config.known_issue_max_days} days ahead "
+            f"(latest allowed {ceiling.isoformat()}; raise known_issue_max_days, at most 365, "
+            "to allow more)",
+        )
+        for i, k in enumerate(config.known_issues)
+        if k.expires > ceiling
+    ]
+
+
+def parse_config(doc: YamlDocument, today: dt.date | None = None) -> Config:
     """Validate a parsed document into a frozen Config, or raise ConfigError."""
     problems = _env_reference_problems(doc)
     if problems:
@@ -379,14 +432,18 @@ def parse_config(doc: YamlDocument) -> Config:
     if not isinstance(doc.data, Mapping):
         raise ConfigError([ConfigProblem(doc.file, 1, "", "the top level must be a mapping")])
     try:
-        return Config.model_validate(doc.data)
+        config = Config.model_validate(doc.data)
     except ValidationError as exc:
         raise ConfigError(validation_problems(doc, exc, _UNION_TAGS)) from None
+    problems = _expiry_problems(doc, config, today or dt.datetime.now(dt.UTC).date())
+    if problems:
+        raise ConfigError(problems)
+    return config
 
 
-def load_config(path: Path) -> Config:
+def load_config(path: Path, today: dt.date | None = None) -> Config:
     """Read, parse and validate a configuration file."""
-    return parse_config(read_yaml(path))
+    return parse_config(read_yaml(path), today)
 
 
 def config_schema() -> dict[str, object]:

@@ -51,6 +51,11 @@ def word_status(word: object) -> HealthStatus:
     return _WORDS.get(word.strip().lower(), "unknown")
 
 
+def rank(status: HealthStatus) -> int:
+    """How bad a status is: fail 3, warn 2, unknown 1, pass 0."""
+    return _RANK[status]
+
+
 def worst(statuses: list[HealthStatus]) -> HealthStatus:
     return max(statuses, key=lambda s: _RANK[s]) if statuses else "unknown"
 

@@ -9,7 +9,9 @@ import datetime as dt
 from dataclasses import dataclass, field
 from typing import Literal
 
-StepOutcome = Literal["ok", "failed", "skipped", "unknown"]
+# ok: seen working; warn: seen working in a degraded state (e.g. health "Degraded"/"warn");
+# failed: seen failing; skipped: not attempted; unknown: could not tell (missing evidence).
+StepOutcome = Literal["ok", "warn", "failed", "skipped", "unknown"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,6 +61,9 @@ class StepLog:
 
     def ok(self, name: str, detail: str = "", elapsed_ms: float | None = None) -> None:
         self.steps.append(Step(name, "ok", detail, elapsed_ms))
+
+    def warn(self, name: str, detail: str, elapsed_ms: float | None = None) -> None:
+        self.steps.append(Step(name, "warn", detail, elapsed_ms))
 
     def fail(self, name: str, detail: str, elapsed_ms: float | None = None) -> None:
         self.steps.append(Step(name, "failed", detail, elapsed_ms))

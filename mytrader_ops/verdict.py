@@ -73,10 +73,16 @@ def _fmt(value: float, unit: str) -> str:
 
 @dataclass(frozen=True, slots=True)
 class KnownIssueNote:
+    """A known issue as it applied to one verdict in one run."""
+
     ticket: str
     mitigation: str
     expires: str
     expired: bool
+    days_left: int | None = None  # days until expiry (negative once expired)
+    waives: tuple[str, ...] = ("fail",)
+    applied: bool = False  # whether it changed this verdict's status
+    why_not: str = ""  # when it did not apply although the check did not pass
 
 
 @dataclass(frozen=True, slots=True)

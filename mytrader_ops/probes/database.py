@@ -32,11 +32,11 @@ async def probe_database(ctx: ProbeContext, check: DatabaseCheck) -> Observation
                 "readiness",
                 f"HTTP {got.status}; no '{check.component_prefix}*' component in the health report",
             )
-        for comp in comps:
+        # Every database component is recorded; the worst one decides (any failure fails).
+        for comp in sorted(comps, key=lambda c: -healthformat.rank(c.status)):
             text = f"{comp.status}" + (f", {comp.observed}" if comp.observed else "")
-            (log.ok if comp.status in ("pass", "warn") else log.fail)(
-                f"readiness {comp.name}", text
-            )
+            record = {"pass": log.ok, "warn": log.warn}.get(comp.status, log.fail)
+            record(f"readiness {comp.name}", text)
         if not check.round_trip:
             return None
         token, reason = await ctx.token()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 
 from mytrader_ops import healthformat, jsonassert, promtext
 from mytrader_ops.config import HealthCheck, HttpCheck, MetricsCheck
@@ -28,6 +29,17 @@ def error_body(body: bytes) -> str | None:
         if "code" in doc and "message" in doc and len(doc) <= 3:
             return f"code {doc['code']}: {str(doc['message'])[:120]}"
     return None
+
+
+def _record(
+    log: StepLog, status: healthformat.HealthStatus, allow_warn: bool
+) -> Callable[[str, str, float | None], None]:
+    """pass -> ok; warn -> warn (a failure when warnings are not allowed); else failed."""
+    if status == "pass":
+        return log.ok
+    if status == "warn":
+        return log.warn if allow_warn else log.fail
+    return log.fail
 
 
 async def probe_http(ctx: ProbeContext, check: HttpCheck) -> Observation:
@@ -84,16 +96,14 @@ async def probe_health(ctx: ProbeContext, check: HealthCheck) -> Observation:
         detail = f"HTTP {got.status}, {report.format}, status {report.status}"
         if report.note:
             detail += f" ({report.note})"
-        ok = report.status == "pass" or (report.status == "warn" and check.allow_warn)
         if report.status == "unknown":
             log.unknown("overall", detail)
         else:
-            (log.ok if ok else log.fail)("overall", detail, got.elapsed_ms)
+            _record(log, report.status, check.allow_warn)("overall", detail, got.elapsed_ms)
         names = {c.name for c in report.components}
         for comp in report.components:
             text = f"{comp.status}" + (f", {comp.observed}" if comp.observed else "")
-            good = comp.status == "pass" or (comp.status == "warn" and check.allow_warn)
-            (log.ok if good else log.fail)(f"component {comp.name}", text)
+            _record(log, comp.status, check.allow_warn)(f"component {comp.name}", text, None)
         for required in check.require_components:
             if required not in names:
                 log.fail(f"component {required}", "missing from the health report")

@@ -1,4 +1,5 @@
-"""Plain WebSocket probe: bounded open, optional send, bounded size-capped first message."""
+"""Plain WebSocket probe: bounded open, optional send, bounded size-capped first message, and
+the close code judged (only a normal 1000 or 1001 close passes)."""
 
 from __future__ import annotations
 
@@ -67,11 +68,14 @@ async def probe_websocket(ctx: ProbeContext, check: WebSocketCheck) -> Observati
         finally:
             t2 = time.perf_counter()
             await ws.close()
+            # A clean closing handshake ends in 1000 (normal) or 1001 (going away). Anything
+            # else is the target's doing: 1011 internal error, 1008 policy, 1006 no close frame.
             code = ws.close_code
-            if code in (1000, 1001) or not log.has_failure:
+            reason = f": {ws.close_reason}" if ws.close_reason else ""
+            if code in (1000, 1001):
                 log.ok("close", f"close code {code}", _ms(t2))
             else:
-                log.ok("close", f"close code {code} (after failure)", _ms(t2))
+                log.fail("close", f"close code {code}{reason}", _ms(t2))
         return None
 
     return await run_probe(check.id, check.kind, check.timeout_s + 1, body, redactor=ctx.redactor)

@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 from html import escape
 
-from mytrader_ops.report.model import LatencyStream, RunReport
+from mytrader_ops.report.model import LatencyStream, RunReport, status_counts
 from mytrader_ops.verdict import Status
 
 _COLOUR = {
@@ -175,6 +175,7 @@ def render_html(report: RunReport) -> str:
 <body>
 <h1>{e(report.title)}</h1>
 <p class="decision" style="color:{colour}">{e(report.decision.value)}</p>
+<p>In-scope checks: {e(status_counts(report))}.</p>
 <p class="muted">Run <code>{e(report.run_id)}</code>, {e(report.started_at)} to
 {e(report.finished_at)} ({report.elapsed_s:.1f} s).
 Environment <strong>{e(report.env_name)}</strong>: backend {e(report.backend)}{frontend}.

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 import xml.etree.ElementTree as ET
 
-from mytrader_ops.report.model import RunReport
+from mytrader_ops.report.model import RunReport, status_counts
 from mytrader_ops.verdict import Status
 
 # Characters XML 1.0 cannot carry at all (most C0 controls, lone surrogates, U+FFFE/FFFF):
@@ -45,6 +45,7 @@ def render_junit(report: RunReport) -> str:
     props = ET.SubElement(suite, "properties")
     for name, value in (
         ("decision", report.decision.value),
+        ("checks", status_counts(report)),
         ("run_id", report.run_id),
         ("environment", report.env_name),
         ("backend", report.backend),
@@ -63,7 +64,7 @@ def render_junit(report: RunReport) -> str:
         elif v.status in (Status.INCONCLUSIVE, Status.KNOWN_ISSUE):
             ET.SubElement(case, "skipped", {"message": _x(f"{v.status.value}: {v.summary}")})
         out = ET.SubElement(case, "system-out")
-        out.text = text
+        out.text = f"WARN: {text}" if v.in_scope and v.status is Status.WARN else text
     ET.indent(suite)
     return (
         '<?xml version="1.0" encoding="UTF-8"?>\n' + ET.tostring(suite, encoding="unicode") + "\n"

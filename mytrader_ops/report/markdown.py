@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import re
 
-from mytrader_ops.report.model import RunReport
+from mytrader_ops.report.model import RunReport, status_counts
 from mytrader_ops.verdict import Decision, Status, Verdict
 
 _TICK = {
     Status.PASS: "[x]",
-    Status.WARN: "[x]",
+    Status.WARN: "[!]",
     Status.KNOWN_ISSUE: "[~]",
     Status.FAIL: "[ ]",
     Status.INCONCLUSIVE: "[?]",
@@ -42,13 +42,6 @@ def _observed(v: Verdict) -> str:
     return _esc("; ".join(m.describe() for m in v.measurements))
 
 
-def _summary_line(report: RunReport) -> str:
-    scoped = report.in_scope()
-    counts = {s: sum(1 for v in scoped if v.status is s) for s in Status}
-    parts = [f"{n} {s.value}" for s, n in counts.items() if n]
-    return ", ".join(parts)
-
-
 def render_markdown(report: RunReport) -> str:
     out: list[str] = []
     add = out.append
@@ -71,7 +64,7 @@ def render_markdown(report: RunReport) -> str:
     ]
     add(
         f"**Decision: {report.decision.value}** (exit code {report.exit_code}). "
-        f"In-scope checks: {_summary_line(report)}.\n"
+        f"In-scope checks: {status_counts(report)}.\n"
     )
     if report.decision is Decision.GO:
         add("Every critical criterion in scope was measured in this run and met its threshold.\n")
@@ -79,6 +72,18 @@ def render_markdown(report: RunReport) -> str:
         add("Blocking findings:\n")
         for v in blocking:
             add(f"- **{v.status.value}** {_link(v)}: {_esc(v.summary)}")
+        add("")
+    advisory = [v for v in report.in_scope() if not v.critical]
+    if advisory:
+        add("Checks that cannot block this decision (`critical: false` in the suite):\n")
+        for v in advisory:
+            add(f"- {_link(v)} ({_esc(v.criterion or v.title)}): {_status(v)}")
+        add("")
+    warned = [v for v in report.in_scope() if v.status is Status.WARN]
+    if warned:
+        add("Warnings (seen working, degraded or marginal; they do not block):\n")
+        for v in warned:
+            add(f"- **WARN** {_link(v)}: {_esc(v.summary)}")
         add("")
     if report.decision is Decision.GO_WITH_KNOWN_ISSUES:
         add("Go is conditional on the known issues and mitigations in section 4.\n")
@@ -119,16 +124,27 @@ def render_markdown(report: RunReport) -> str:
 
     add("## 4. Known issues and mitigations\n")
     if report.known_issues:
-        add("| check | ticket | mitigation | expires | status in this run |")
-        add("|---|---|---|---|---|")
+        add("| check | ticket | waives | mitigation | expires | status in this run |")
+        add("|---|---|---|---|---|---|")
         for k in report.known_issues:
             kv = report.verdict(k["check"])
+            note = kv.known_issue if kv is not None else None
             state = "check not in suite" if kv is None else _status(kv)
-            if kv is not None and kv.known_issue is not None and kv.known_issue.expired:
-                state += " (EXPIRED: counts as a failure)"
+            if note is not None and note.why_not:
+                state += f" (not waived: {_esc(note.why_not)})"
+            elif note is not None and note.applied and kv is not None:
+                state += (
+                    " (waived)" if "not measured" not in kv.summary else " (not measured, waived)"
+                )
+            waives = _esc(k.get("waives", "fail")) + (
+                f", matching `{_esc(k['match'])}`" if k.get("match") else ""
+            )
+            left = ""
+            if note is not None and note.days_left is not None:
+                left = f" ({note.days_left} days left)" if note.days_left >= 0 else " (EXPIRED)"
             add(
-                f"| `{k['check']}` | {_esc(k['ticket'])} | {_esc(k['mitigation'])} | "
-                f"{k['expires']} | {state} |"
+                f"| `{k['check']}` | {_esc(k['ticket'])} | {waives} | {_esc(k['mitigation'])} | "
+                f"{k['expires']}{left} | {state} |"
             )
     else:
         add("No known issues declared.")
@@ -207,9 +223,13 @@ def render_markdown(report: RunReport) -> str:
         add(f"\nResult: {_esc(v.summary)}\n")
         if v.known_issue is not None:
             ki = v.known_issue
+            left = "EXPIRED" if ki.expired else f"{ki.days_left} days left"
+            applied = "waived this run" if ki.applied else f"not applied: {_esc(ki.why_not)}"
+            if not ki.applied and not ki.why_not:
+                applied = "nothing to waive this run"
             add(
-                f"Known issue {_esc(ki.ticket)} (expires {ki.expires}"
-                f"{', EXPIRED' if ki.expired else ''}): {_esc(ki.mitigation)}\n"
+                f"Known issue {_esc(ki.ticket)} (expires {ki.expires}, {left}; waives "
+                f"{', '.join(ki.waives)}; {applied}): {_esc(ki.mitigation)}\n"
             )
         for line in v.evidence:
             add(f"- {_esc(line)}")

@@ -96,6 +96,13 @@ class RunReport:
         return next((v for v in self.verdicts if v.check_id == check_id), None)
 
 
+def status_counts(report: RunReport) -> str:
+    """The in-scope checks by status, e.g. "18 PASS, 1 WARN, 1 KNOWN ISSUE"."""
+    scoped = report.in_scope()
+    counts = [(s, sum(1 for v in scoped if v.status is s)) for s in Status]
+    return ", ".join(f"{n} {s.value}" for s, n in counts if n) or "no check in scope"
+
+
 def _clean(value: Any) -> Any:
     """NaN and infinities are not JSON: write them as null."""
     if isinstance(value, float) and (value != value or value in (float("inf"), float("-inf"))):
@@ -163,7 +170,9 @@ def _verdict(doc: dict[str, Any]) -> Verdict:
         evidence=tuple(doc.get("evidence", [])),
         in_scope=doc.get("in_scope", True),
         label=doc.get("label"),
-        known_issue=KnownIssueNote(**ki) if ki else None,
+        known_issue=KnownIssueNote(**{**ki, "waives": tuple(ki.get("waives", ("fail",)))})
+        if ki
+        else None,
     )
 
 

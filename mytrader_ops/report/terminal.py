@@ -17,7 +17,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from mytrader_ops.redaction import Redactor
-from mytrader_ops.report.model import RunReport, redact_report
+from mytrader_ops.report.model import RunReport, redact_report, status_counts
 from mytrader_ops.verdict import Decision, Status
 
 _STYLE = {
@@ -103,14 +103,15 @@ def render(report: RunReport, console: Console, redactor: Redactor, quiet: bool 
                 )
             )
     style = _DECISION_STYLE[report.decision]
-    failing = [
+    listed = [
         v
         for v in report.in_scope()
-        if v.critical and v.status in (Status.FAIL, Status.INCONCLUSIVE)
+        if (v.critical and v.status in (Status.FAIL, Status.INCONCLUSIVE))
+        or v.status in (Status.WARN, Status.KNOWN_ISSUE)
     ]
     console.print(
         f"[{style}]{report.decision.value}[/] run {report.run_id} "
-        f"(exit {report.exit_code}, {report.elapsed_s:.1f} s)"
+        f"(exit {report.exit_code}, {report.elapsed_s:.1f} s): {status_counts(report)}"
     )
-    for v in failing:
+    for v in listed:
         console.print(f"  {v.status.value}: {r(v.check_id)}: {r(v.summary)}", soft_wrap=True)

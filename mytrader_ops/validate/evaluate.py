@@ -3,6 +3,11 @@
 Rules (fail closed):
 - evidence that could not be gathered for a non-target reason -> INCONCLUSIVE;
 - a target that could not be observed, or a failed step -> FAIL;
+- a probe that recorded no step it saw working (none at all, or only skipped ones), and no
+  measured value -> INCONCLUSIVE: nothing was seen, so nothing passed;
+- a step seen working in a degraded state (health `Degraded` / `warn`) -> WARN, which does
+  not block the decision but is counted in its summary line (`allow_warn: false` makes the
+  probe record it as a failure instead);
 - a measured value beyond its limit -> FAIL; within the limit but with a 95% interval that
   reaches past it -> WARN; too few samples for the criterion -> INCONCLUSIVE.
 Every verdict carries the measured value beside its threshold.
@@ -17,7 +22,13 @@ from mytrader_ops.stats import LatencySummary, min_samples_for_percentile, wilso
 from mytrader_ops.verdict import Measurement, Status, Verdict
 
 MAX_SAMPLER_SHARE = 0.25
-_MARK = {"ok": "[ok]", "failed": "[FAILED]", "skipped": "[skipped]", "unknown": "[unknown]"}
+_MARK = {
+    "ok": "[ok]",
+    "warn": "[WARN]",
+    "failed": "[FAILED]",
+    "skipped": "[skipped]",
+    "unknown": "[unknown]",
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -120,14 +131,25 @@ def judge_observation(meta: CheckMeta, obs: Observation, limits: tuple[Limit, ..
         return make_verdict(
             meta, Status.INCONCLUSIVE, f"{unknown[0].name}: {unknown[0].detail}", **extra
         )
+    seen = [s for s in obs.steps if s.outcome in ("ok", "warn")]
+    if not seen and not measurements:
+        what = "only skipped steps" if obs.steps else "no steps"
+        return make_verdict(
+            meta, Status.INCONCLUSIVE, f"no evidence: the probe recorded {what}", **extra
+        )
+    warned = [s for s in obs.steps if s.outcome == "warn"]
+    if warned:
+        first = warned[0]
+        more = f" (+{len(warned) - 1} more)" if len(warned) > 1 else ""
+        return make_verdict(
+            meta, Status.WARN, f"degraded: {first.name}: {first.detail}{more}", **extra
+        )
     summary = "; ".join(m.describe() for m in measurements) or _steps_summary(obs.steps)
     return make_verdict(meta, Status.PASS, summary, **extra)
 
 
 def _steps_summary(steps: tuple[Step, ...]) -> str:
     ok = [s for s in steps if s.outcome == "ok"]
-    if not ok:
-        return "no steps recorded"
     first = f"{ok[0].name}: {ok[0].detail}" if ok[0].detail else ok[0].name
     names = ", ".join(s.name for s in ok[1:4]) + (", ..." if len(ok) > 4 else "")
     return f"{len(ok)} step(s) ok ({first}" + (f"; {names})" if names else ")")

@@ -161,7 +161,10 @@ async def execute(
         else results[c.id]
         for c in plan.checks
     ]
-    rules = [KnownIssueRule(k.check, k.ticket, k.mitigation, k.expires) for k in plan.known_issues]
+    rules = [
+        KnownIssueRule(k.check, k.ticket, k.mitigation, k.expires, tuple(k.waives), k.match)
+        for k in plan.known_issues
+    ]
     verdicts = apply_known_issues(ordered, rules, today or dt.datetime.now(dt.UTC).date())
     decision = decide(verdicts)
     report = RunReport(
@@ -186,6 +189,8 @@ async def execute(
                 "mitigation": k.mitigation,
                 "expires": k.expires.isoformat(),
                 "owner": k.owner or "",
+                "waives": ", ".join(k.waives),
+                "match": k.match or "",
             }
             for k in plan.known_issues
         ),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from pathlib import Path
 
 import pytest
@@ -24,11 +25,12 @@ checks:
     title: Backend live
     kind: http
     path: /health/live
+known_issue_max_days: 365
 known_issues:
   - check: live
     ticket: OPS-1
     mitigation: restart
-    expires: 2030-01-01
+    expires: 2027-06-01
 """
 
 
@@ -41,10 +43,46 @@ def _parse(text: str) -> object:
     return parse_config(parse_yaml(text, "c.yaml"))
 
 
+KNOWN_ISSUE = """version: 1
+{top}known_issues:
+  - check: live
+    ticket: OPS-1
+    mitigation: restart
+    expires: {expires}
+{item}"""
+
+
+@pytest.mark.parametrize(
+    ("expires", "top", "item", "problem"),
+    [
+        ("2027-01-01", "", "", None),  # 30 days ahead: the default ceiling
+        ("2027-01-02", "", "", "c.yaml:6: known_issues[0].expires: 2027-01-02 is more than 30"),
+        ("2027-03-01", "known_issue_max_days: 90\n", "", None),
+        ("2027-12-31", "known_issue_max_days: 365\n", "", "more than 365 days ahead"),
+        ("2027-01-01", "known_issue_max_days: 400\n", "", "known_issue_max_days"),
+        ("2027-01-01", "", "    waives: [inconclusive, fail]\n", None),
+        ("2027-01-01", "", "    waives: [skipped]\n", "known_issues[0].waives"),
+        ("2027-01-01", "", "    waives: []\n", "known_issues[0].waives"),
+        ("2027-01-01", "", "    match: 'HTTP 5[0-9]{{2}}'\n", None),
+        ("2027-01-01", "", "    match: 'HTTP (5'\n", "match is not a regular expression"),
+    ],
+)
+def test_known_issue_expiry_ceiling_waives_and_match(
+    expires: str, top: str, item: str, problem: str | None
+) -> None:
+    doc = parse_yaml(KNOWN_ISSUE.format(expires=expires, top=top, item=item), "c.yaml")
+    if problem is None:
+        parse_config(doc, today=dt.date(2026, 12, 2))
+        return
+    with pytest.raises(ConfigError) as err:
+        parse_config(doc, today=dt.date(2026, 12, 2))
+    assert problem in str(err.value)
+
+
 def test_good_config_parses_and_resolves_secrets(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("OPS_TEST_USER", "alice")
     monkeypatch.setenv("OPS_TEST_PASS", "canary-pw-123")
-    cfg = parse_config(parse_yaml(GOOD, "c.yaml"))
+    cfg = parse_config(parse_yaml(GOOD, "c.yaml"), today=dt.date(2026, 12, 2))
     creds = cfg.environments["staging"].credentials
     assert creds.complete
     assert creds.password is not None

@@ -7,6 +7,7 @@ threshold; a target that is down, hangs or drips must never be GO and must end o
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import json
 import sqlite3
 import time
@@ -231,25 +232,58 @@ title: known issue check
 checks:
   - {{id: backend-live, title: live, kind: http, path: /health/live}}
   - {{id: missing-route, title: a route that 404s, kind: http, path: /api/symbols/NOPE}}
+  - {{id: account, title: my account, kind: http, path: /api/account, auth: true}}
 known_issues:
-  - {{check: missing-route, ticket: OPS-42, mitigation: hidden in the UI, expires: {expires}}}
+  - {{check: missing-route, ticket: OPS-42, mitigation: hidden, expires: {expires}{extra}}}
+  - {{check: account, ticket: OPS-43, mitigation: none, expires: {expires}{account_extra}}}
 """
+IN_TEN_DAYS = (dt.datetime.now(dt.UTC).date() + dt.timedelta(days=10)).isoformat()
 
 
 @pytest.mark.parametrize(
-    ("expires", "code", "decision"),
-    [("2099-01-01", 0, "GO WITH KNOWN ISSUES"), ("2020-01-01", 1, "NO-GO")],
+    ("expires", "extra", "account_extra", "code", "decision"),
+    [
+        # a known failure, waived until its expiry
+        (IN_TEN_DAYS, "", ", waives: [fail, inconclusive]", 0, "GO WITH KNOWN ISSUES"),
+        # expired: the failure counts again
+        ("2020-01-01", "", ", waives: [fail, inconclusive]", 1, "NO-GO"),
+        # a pattern that names a different failure waives nothing
+        (IN_TEN_DAYS, ", match: 'HTTP 5[0-9][0-9]'", ", waives: [fail, inconclusive]", 1, "NO-GO"),
+        # issue 9.3: a known issue on a check that could not run (no credentials) used to give
+        # GO WITH KNOWN ISSUES; by default it waives failures only, so it stays INCONCLUSIVE
+        (IN_TEN_DAYS, "", "", 3, "INCONCLUSIVE"),
+    ],
 )
-def test_known_issue_then_expiry(
-    clean: LiveServer, tmp_path: Path, expires: str, code: int, decision: str
+def test_known_issue_waives_known_failures_only(
+    clean: LiveServer,
+    tmp_path: Path,
+    expires: str,
+    extra: str,
+    account_extra: str,
+    code: int,
+    decision: str,
 ) -> None:
     cfg = tmp_path / "known.yaml"
-    cfg.write_text(KNOWN.format(expires=expires))
-    got, doc, _ = validate(clean.url, tmp_path, config=str(cfg))
-    assert (got, doc["decision"]) == (code, decision)
+    cfg.write_text(KNOWN.format(expires=expires, extra=extra, account_extra=account_extra))
+    got, doc, out = validate(clean.url, tmp_path, config=str(cfg), env={})
+    assert (got, doc["decision"]) == (code, decision), out
     v = verdicts(doc)["missing-route"]
     assert v["known_issue"]["ticket"] == "OPS-42"  # type: ignore[index]
     assert "HTTP 404" in str(v["summary"])
+    account = verdicts(doc)["account"]
+    md = (tmp_path / "reports" / "report.md").read_text()
+    if decision == "GO WITH KNOWN ISSUES":
+        assert v["status"] == account["status"] == "KNOWN ISSUE"
+        assert str(account["summary"]).startswith("not measured, waived by OPS-43")
+        assert v["known_issue"]["days_left"] == 10  # type: ignore[index]
+        assert "10 days left" in md
+    if "match" in extra:
+        assert v["status"] == "FAIL"
+        assert "does not match" in str(v["summary"])
+    if decision == "INCONCLUSIVE":
+        assert v["status"] == "KNOWN ISSUE"
+        assert account["status"] == "INCONCLUSIVE"
+        assert "waives failures only" in str(account["summary"])
 
 
 def test_stored_runs_rerender_and_diff(clean: LiveServer, tmp_path: Path) -> None:

@@ -57,7 +57,7 @@ environments:
 checks:
   - {id: api-latency, title: API latency, kind: latency, path: /api/symbols, max_ms: 80}
 known_issues:
-  - {check: api-latency, ticket: T-1, mitigation: m, expires: 2030-01-01}
+  - {check: api-latency, ticket: T-1, mitigation: m, expires: 2026-12-20}
 """
 
 
@@ -107,3 +107,13 @@ def test_a_password_too_short_to_mask_is_refused_without_being_echoed(
     assert err.value.exit_code == 2
     assert "MYTRADER_OPS_PASSWORD" in str(err.value)
     assert "x7Q" not in str(err.value)
+
+
+def test_every_go_live_criterion_can_block_the_decision() -> None:
+    """Issue 9.6: the go-live suite claims every go-live criterion; a check that cannot block
+    (critical: false) would let its criterion fail under a GO. Mobile connectivity is one of
+    the release plan's success criteria."""
+    plan = _plan(target="http://127.0.0.1:5002")
+    assert [c.id for c in plan.checks if not c.critical] == []
+    mobile = next(c for c in plan.checks if c.kind == "mobile")
+    assert mobile.critical

@@ -68,7 +68,9 @@ def _report(
                 critical=False,
                 component="hubs",
                 label="simulated mobile client",
-                known_issue=KnownIssueNote("OPS-1", "retry", "2099-01-01", False),
+                known_issue=KnownIssueNote(
+                    "OPS-1", "retry", "2026-12-20", False, 23, ("fail",), applied=True
+                ),
             ),
             Verdict(
                 "frontend-load",
@@ -86,8 +88,10 @@ def _report(
                 "check": "mobile-reconnect",
                 "ticket": "OPS-1",
                 "mitigation": "retry",
-                "expires": "2099-01-01",
+                "expires": "2026-12-20",
                 "owner": "",
+                "waives": "fail",
+                "match": "",
             },
         ),
         sign_offs=({"role": "Release manager", "name": ""},),
@@ -118,7 +122,12 @@ def test_markdown_is_a_go_no_go_document() -> None:
     assert "| [ ] | API < 100 ms | [api-latency](#check-api-latency) | FAIL |" in md
     assert "`frontend-load` (frontend)" in md
     assert "simulated mobile client" in md
-    assert "| `mobile-reconnect` | OPS-1 | retry | 2099-01-01 | KNOWN ISSUE |" in md
+    assert "cannot block this decision" in md
+    assert "- [mobile-reconnect](#check-mobile-reconnect) (Mobile): KNOWN ISSUE" in md
+    assert (
+        "| `mobile-reconnect` | OPS-1 | fail | retry | 2026-12-20 (23 days left) "
+        "| KNOWN ISSUE (waived) |"
+    ) in md
     assert "no overall confidence percentage" in md
 
 
