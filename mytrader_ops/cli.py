@@ -65,6 +65,20 @@ def validate(
     rate: Annotated[
         float | None, typer.Option("--rate", help="Requests per second per sampled endpoint.")
     ] = None,
+    until_decisive: Annotated[
+        bool,
+        typer.Option(
+            "--until-decisive",
+            help="Stop sampling as soon as every criterion is decided (after 10 s at least).",
+        ),
+    ] = False,
+    max_duration: Annotated[
+        float | None,
+        typer.Option(
+            "--max-duration",
+            help="Budget for sampling a marginal criterion longer (default 3x --duration).",
+        ),
+    ] = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Print only the decision.")] = False,
     no_color: Annotated[bool, typer.Option("--no-color", help="No ANSI colours.")] = False,
     store: Annotated[
@@ -96,6 +110,8 @@ def validate(
             frontend=frontend,
             duration_s=duration,
             rate=rate,
+            until_decisive=until_decisive or None,
+            max_duration_s=max_duration,
         )
     except OpsError as exc:
         _fail(redactor.redact(str(exc)), exc.exit_code)
@@ -106,6 +122,7 @@ def validate(
                 f"Validating {plan.environment.backend} ({plan.env_name}) with "
                 f"{len(plan.checks)} checks; sampling {plan.sampler.duration_s:g} s at "
                 f"{plan.sampler.rate:g}/s per endpoint"
+                + (" until decisive" if plan.sampler.until_decisive else "")
             ),
             markup=False,
         )

@@ -245,6 +245,11 @@ class HubLatencyCheck(CheckBase):
     percentile: Annotated[float, Field(gt=0, lt=100)] = 95.0
     max_ms: Annotated[float, Field(gt=0)]
     min_samples: Annotated[int, Field(ge=1)] | None = None
+    max_error_rate: Annotated[float, Field(gt=0, lt=1)] | None = Field(
+        default=None,
+        description="Failed invocations (error completions, timeouts, dropped connections) "
+        "must stay below this share; default: the suite's error-rate criterion, else 5%.",
+    )
 
 
 class ConnectionSuccessCheck(CheckBase):
@@ -282,9 +287,18 @@ Check = Annotated[
 
 
 class SamplerSettings(Model):
-    """Defaults: 20 s at 50 req/s per endpoint = 1000 samples; see docs/validate.md."""
+    """Defaults: 20 s at 50 req/s per endpoint = 1000 samples; see docs/validate.md.
+
+    Sampling is sequential (validate.sequential): a critical criterion still undecided at
+    `duration_s` keeps its streams sampling up to `max_duration_s` (default 3x the duration);
+    with `until_decisive` every stream stops once its criteria are decided, but not before
+    `min_decisive_s`.
+    """
 
     duration_s: Annotated[float, Field(gt=0, le=3600)] = 20.0
+    max_duration_s: Annotated[float, Field(gt=0, le=10800)] | None = None
+    until_decisive: bool = False
+    min_decisive_s: Annotated[float, Field(ge=0, le=3600)] = 10.0
     rate: Annotated[float, Field(gt=0, le=2000)] = 50.0
     max_connections: Annotated[int, Field(ge=1, le=512)] = 32
     request_timeout_s: Timeout = 5.0

@@ -101,6 +101,9 @@ class Verdict:
     in_scope: bool = True
     label: str | None = None
     known_issue: KnownIssueNote | None = None
+    # A statistic whose 95% confidence sequence still straddled its limit when sampling
+    # ended: neither met nor breached was demonstrated (INCONCLUSIVE if critical, else WARN).
+    undemonstrated: bool = False
 
     @property
     def observed(self) -> str:

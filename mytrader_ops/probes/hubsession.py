@@ -216,6 +216,21 @@ class HubSession:
             if target is None or (isinstance(name, str) and name.lower() == target.lower()):
                 return msg
 
+    @property
+    def is_open(self) -> bool:
+        """Still reading: the connection has not been closed or dropped."""
+        return self._reader is not None and not self._reader.done()
+
+    def end_description(self) -> str:
+        """How the connection ended: the close code and reason, and a SignalR Close error."""
+        code = self.ws.close_code
+        text = "no close frame (1006)" if code in (None, 1006) else f"close {code}"
+        if self.ws.close_reason:
+            text += f" ({self.ws.close_reason[:60]})"
+        if self.close_message is not None and self.close_message.get("error"):
+            text += f", SignalR Close: {str(self.close_message['error'])[:60]}"
+        return text
+
     async def ping(self) -> None:
         await self.ws.send(signalr.PING)
 

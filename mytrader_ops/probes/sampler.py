@@ -7,6 +7,10 @@ Requests wait for a pooled keep-alive connection; a send that goes out more than
 deadline is dropped (an error). Timed-out requests are recorded at their full latency.
 Refused/reset connections are errors but add no latency sample (they would flatter it).
 
+A caller may watch the streams while they run and move the end (`SamplingControl`): stop a
+stream that is already decisive, or let a marginal one run on (validate's sequential
+sampling). The schedule itself never changes: only where it ends.
+
 The sampler watches itself: its scheduling lag when a connection was free (which also bounds
 how late it processed replies) and its CPU use. A CPU-bound sampler, or one whose lag is a
 large share of a latency limit, cannot pass a latency criterion (see evaluate.judge_latency).
@@ -16,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import math
 import ssl
 import time
 from collections import Counter
@@ -42,6 +47,7 @@ class StreamSpec:
 
     path: str
     headers: dict[str, str] = field(default_factory=dict)
+    watch_ms: tuple[float, ...] = ()  # latency limits whose exceedances are counted live
 
 
 @dataclass(slots=True)
@@ -49,12 +55,28 @@ class StreamResult:
     path: str
     histogram: LatencyHistogram = field(default_factory=LatencyHistogram)
     scheduled: int = 0
+    completed: int = 0  # sends with an outcome (a response, an error, a timeout, a drop)
     responses: int = 0
     errors: int = 0
     late: int = 0
     dropped: int = 0
     statuses: Counter[int] = field(default_factory=Counter)
     error_kinds: Counter[str] = field(default_factory=Counter)
+
+
+@dataclass(slots=True)
+class SamplingControl:
+    """Watch a running sampler and move its end (sequential sampling).
+
+    The sampler fills `live` (its StreamResults, updated as outcomes arrive) and `started_at`
+    (perf_counter time of the first due send). No send is scheduled at or after `end_at`, and
+    none for a stream named in `stopped`; the caller may change both while it runs.
+    """
+
+    end_at: float = math.inf
+    stopped: set[str] = field(default_factory=set)
+    live: dict[str, StreamResult] = field(default_factory=dict)
+    started_at: float | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -156,6 +178,7 @@ async def _one(
             async with asyncio.timeout_at(_loop_time(deadline)):
                 await pool.slots.acquire()
         except TimeoutError:
+            result.completed += 1
             result.dropped += 1
             result.errors += 1
             result.error_kinds["dropped: no free connection before the deadline"] += 1
@@ -191,6 +214,7 @@ async def _one(
             deadlines.inflight.pop(task, None)
             deadlines.expired.discard(task)
         result.histogram.record_ms((time.perf_counter() - start) * 1000)
+        result.completed += 1
         result.responses += 1
         result.statuses[status] += 1
         if status >= 400:
@@ -200,9 +224,11 @@ async def _one(
         conn = None
     except TimeoutError:
         result.histogram.record_ms((time.perf_counter() - start) * 1000)
+        result.completed += 1
         result.errors += 1
         result.error_kinds[f"timeout after {deadline_s:g} s"] += 1
     except (OSError, WireError, asyncio.IncompleteReadError, asyncio.LimitOverrunError) as exc:
+        result.completed += 1
         result.errors += 1
         result.error_kinds[f"{type(exc).__name__}: {str(exc)[:60]}"] += 1
     finally:
@@ -227,16 +253,25 @@ async def run_sampler(
     late_after_ms: float = 10.0,
     ssl_context: ssl.SSLContext | None = None,
     lag_limit_ms: float = 1000.0,
+    control: SamplingControl | None = None,
 ) -> SamplerResult:
-    """Sample every stream at `rate` per second for `duration_s`; never raises for the target."""
+    """Sample every stream at `rate` per second for `duration_s` (or until `control` ends it);
+    never raises for the target."""
     origin = Origin.parse(base_url)
     lag = LatencyHistogram()
     results = {s.path: StreamResult(s.path) for s in streams}
+    for spec in streams:
+        for limit in spec.watch_ms:
+            results[spec.path].histogram.watch(limit)
     pools = {s.path: _Pool(origin, ssl_context, max_connections) for s in streams}
-    count = max(1, int(duration_s * rate))
     tasks: set[asyncio.Task[None]] = set()
     cpu0, wall0 = time.process_time(), time.perf_counter()
     t0 = wall0 + 0.05
+    control = control or SamplingControl()
+    control.live, control.started_at = results, t0
+    if math.isinf(control.end_at):
+        # at least one send, as before: a duration shorter than one period still samples once
+        control.end_at = t0 + max(duration_s, 0.5 / rate)
     plan = [
         (spec, build_request(origin, spec.path, {"Accept": "application/json", **spec.headers}))
         for spec in streams
@@ -245,15 +280,23 @@ async def run_sampler(
     late_after_s = late_after_ms / 1000
 
     async def schedule() -> None:
-        # One timeline for every stream, streams staggered within each period.
-        for i in range(count):
+        # One timeline for every stream, streams staggered within each period; it ends where
+        # the control says, which the caller may move while it runs.
+        i = 0
+        while t0 + i / rate < control.end_at:
+            if all(spec.path in control.stopped for spec, _raw in plan):
+                return
             for k, (spec, raw) in enumerate(plan):
+                if spec.path in control.stopped:
+                    continue
                 due = t0 + i / rate + k * stagger
                 delay = due - time.perf_counter()
                 if delay > TIMER_GRAIN_S:
                     # asyncio's timers resolve to about a millisecond: sleeping for less costs
                     # a wake-up and buys no precision, so sends due within it go out together.
                     await asyncio.sleep(delay)
+                if due >= control.end_at or spec.path in control.stopped:
+                    continue  # moved while we slept
                 task = asyncio.create_task(
                     _one(
                         pools[spec.path],
@@ -268,6 +311,7 @@ async def run_sampler(
                 )
                 tasks.add(task)
                 task.add_done_callback(tasks.discard)
+            i += 1
 
     deadlines = _Deadlines()
     sweeper = asyncio.create_task(deadlines.sweep())
@@ -290,7 +334,8 @@ async def run_sampler(
     wall = time.perf_counter() - wall0
     sends = sum(r.scheduled for r in results.values())
     health = judge_sampler(lag.summary(), cpu, wall, sends, lag_limit_ms)
-    return SamplerResult(results, health, duration_s, rate)
+    sampled_s = min(control.end_at, time.perf_counter()) - t0
+    return SamplerResult(results, health, max(0.0, sampled_s), rate)
 
 
 def judge_sampler(

@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 from html import escape
 
-from mytrader_ops.report.model import LatencyStream, RunReport, status_counts
+from mytrader_ops.report.model import LatencyStream, RunReport, sampling_text, status_counts
 from mytrader_ops.verdict import Status
 
 _COLOUR = {
@@ -134,11 +134,12 @@ def render_html(report: RunReport) -> str:
         f"<tr><td><code>{e(s.name)}</code></td><td>{s.kind}</td><td>{s.scheduled}</td>"
         f"<td>{s.responses}</td><td>{s.errors}</td><td>{s.late}</td><td>{s.dropped}</td>"
         f"<td>{s.summary.p50_ms:.2f}</td><td>{s.summary.p95_ms:.2f}</td>"
-        f"<td>{s.summary.p99_ms:.2f}</td><td>{s.summary.max_ms:.2f}</td></tr>"
+        f"<td>{s.summary.p99_ms:.2f}</td><td>{s.summary.max_ms:.2f}</td>"
+        f"<td>{e(s.stop_reason)}</td></tr>"
         for s in report.streams
     )
     sampler = (
-        f"<p>Sampler: {report.sampler.duration_s:g} s at {report.sampler.rate:g}/s per endpoint; "
+        f"<p>Sampler: {e(sampling_text(report.sampler))}; "
         f"{'valid' if report.sampler.valid else '<strong>INVALID</strong>'}: "
         f"{e(report.sampler.note)}</p>"
         if report.sampler
@@ -166,6 +167,7 @@ def render_html(report: RunReport) -> str:
             "p95 ms",
             "p99 ms",
             "max ms",
+            "stopped",
         )
     )
     return f"""<!DOCTYPE html>

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 
-from mytrader_ops.report.model import RunReport, status_counts
+from mytrader_ops.report.model import RunReport, sampling_text, status_counts
 from mytrader_ops.verdict import Decision, Status, Verdict
 
 _TICK = {
@@ -166,9 +166,17 @@ def render_markdown(report: RunReport) -> str:
     if report.sampler is not None:
         valid = "valid" if report.sampler.valid else "**INVALID**"
         add(
-            f"Sampler: {report.sampler.duration_s:g} s at {report.sampler.rate:g} requests/s per "
-            f"endpoint; run {valid}: {_esc(report.sampler.note)}.\n"
+            f"Sampler: {sampling_text(report.sampler)}; run {valid}: {_esc(report.sampler.note)}.\n"
         )
+    stops = [st for st in report.streams if st.stop_reason]
+    if stops:
+        add(
+            "Why sampling stopped (sequential: every sampled criterion is judged on an "
+            "anytime-valid 95% confidence sequence):\n"
+        )
+        for st in stops:
+            add(f"- `{_esc(st.name)}`: {_esc(st.stop_reason)}")
+        add("")
     add("| criterion | check | status | measured | target |")
     add("|---|---|---|---|---|")
     for v in report.verdicts:

@@ -50,17 +50,21 @@ class LatencyStream:
     dropped: int
     summary: LatencySummary
     error_kinds: dict[str, int]
+    stop_reason: str = ""  # why sampling of this stream ended (sequential sampling)
 
 
 @dataclass(frozen=True, slots=True)
 class SamplerInfo:
-    duration_s: float
+    duration_s: float  # how long the streams were sampled (the longest of them)
     rate: float
     valid: bool
     note: str
     lag_p99_ms: float
     cpu_us_per_request: float
     cpu_share: float
+    planned_s: float | None = None  # the planned duration; sampling may end before or after
+    budget_s: float | None = None  # the most a marginal criterion may extend sampling to
+    until_decisive: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,11 +100,26 @@ class RunReport:
         return next((v for v in self.verdicts if v.check_id == check_id), None)
 
 
+def sampling_text(sampler: SamplerInfo) -> str:
+    """How long the streams were sampled against the plan, e.g. for the report's sampler line."""
+    text = f"sampled {sampler.duration_s:.1f} s at {sampler.rate:g}/s per endpoint"
+    if sampler.planned_s is not None:
+        text += f" (planned {sampler.planned_s:g} s"
+        if sampler.budget_s is not None:
+            text += f", budget {sampler.budget_s:g} s"
+        text += ", until decisive)" if sampler.until_decisive else ")"
+    return text
+
+
 def status_counts(report: RunReport) -> str:
     """The in-scope checks by status, e.g. "18 PASS, 1 WARN, 1 KNOWN ISSUE"."""
     scoped = report.in_scope()
     counts = [(s, sum(1 for v in scoped if v.status is s)) for s in Status]
-    return ", ".join(f"{n} {s.value}" for s, n in counts if n) or "no check in scope"
+    text = ", ".join(f"{n} {s.value}" for s, n in counts if n) or "no check in scope"
+    open_ = [v.check_id for v in scoped if v.undemonstrated]
+    if open_:
+        text += f"; not demonstrated: {', '.join(open_)}"
+    return text
 
 
 def _clean(value: Any) -> Any:
@@ -173,6 +192,7 @@ def _verdict(doc: dict[str, Any]) -> Verdict:
         known_issue=KnownIssueNote(**{**ki, "waives": tuple(ki.get("waives", ("fail",)))})
         if ki
         else None,
+        undemonstrated=bool(doc.get("undemonstrated", False)),
     )
 
 
@@ -185,6 +205,9 @@ def _sampler(doc: dict[str, Any]) -> SamplerInfo:
         lag_p99_ms=_num(doc["lag_p99_ms"]),
         cpu_us_per_request=_num(doc["cpu_us_per_request"]),
         cpu_share=_num(doc["cpu_share"]),
+        planned_s=doc.get("planned_s"),
+        budget_s=doc.get("budget_s"),
+        until_decisive=bool(doc.get("until_decisive", False)),
     )
 
 

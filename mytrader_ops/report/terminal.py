@@ -17,7 +17,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from mytrader_ops.redaction import Redactor
-from mytrader_ops.report.model import RunReport, redact_report, status_counts
+from mytrader_ops.report.model import RunReport, redact_report, sampling_text, status_counts
 from mytrader_ops.verdict import Decision, Status
 
 _STYLE = {
@@ -96,12 +96,7 @@ def render(report: RunReport, console: Console, redactor: Redactor, quiet: bool 
             )
         console.print(table)
         if report.sampler is not None:
-            console.print(
-                r(
-                    f"Sampler: {report.sampler.duration_s:g} s at "
-                    f"{report.sampler.rate:g}/s per endpoint; {report.sampler.note}"
-                )
-            )
+            console.print(r(f"Sampler: {sampling_text(report.sampler)}; {report.sampler.note}"))
     style = _DECISION_STYLE[report.decision]
     listed = [
         v

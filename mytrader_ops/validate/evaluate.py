@@ -9,7 +9,13 @@ Rules (fail closed):
   not block the decision but is counted in its summary line (`allow_warn: false` makes the
   probe record it as a failure instead);
 - a measured value beyond its limit -> FAIL; within the limit but with a 95% interval that
-  reaches past it -> WARN; too few samples for the criterion -> INCONCLUSIVE.
+  reaches past it -> WARN; too few samples for the criterion -> INCONCLUSIVE (fixed-n judges,
+  used by the monitor on its phases);
+- validate's sampled criteria (latency percentiles, error rates, hub invocations) are judged
+  on anytime-valid 95% confidence sequences (`stats`): PASS when the share beyond the limit is
+  demonstrably below it, FAIL when demonstrably above; when the sequence still straddles the
+  limit as sampling ends the criterion is *not demonstrated*: INCONCLUSIVE if critical, WARN
+  if not. Stopping early or sampling longer never raises the error above 5%.
 Every verdict carries the measured value beside its threshold.
 """
 
@@ -18,7 +24,15 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from mytrader_ops.observation import Observation, Step
-from mytrader_ops.stats import LatencySummary, min_samples_for_percentile, wilson_interval
+from mytrader_ops.stats import (
+    LatencyHistogram,
+    LatencySummary,
+    min_samples_for_percentile,
+    quantile_sequence_ranks,
+    share_sequence,
+    share_vs_limit,
+    wilson_interval,
+)
 from mytrader_ops.verdict import Measurement, Status, Verdict
 
 MAX_SAMPLER_SHARE = 0.25
@@ -261,3 +275,137 @@ def judge_rate_above(
     if lo <= min_rate:
         return make_verdict(meta, Status.WARN, f"{m.describe()}; interval reaches the limit", **kw)
     return make_verdict(meta, Status.PASS, m.describe(), **kw)
+
+
+# --------------------------------------------------------------------------- sequential judges
+
+
+def _pct(x: float) -> str:
+    return f"{x * 100:.2f}%"
+
+
+def undemonstrated(meta: CheckMeta, summary: str, **kw: object) -> Verdict:
+    """Neither met nor breached was demonstrated: blocks when critical, flags otherwise."""
+    status = Status.INCONCLUSIVE if meta.critical else Status.WARN
+    return make_verdict(meta, status, f"not demonstrated: {summary}", undemonstrated=True, **kw)
+
+
+@dataclass(frozen=True, slots=True)
+class SampledLatency:
+    """A latency stream as sampled so far, for the sequential percentile judge."""
+
+    target: str
+    histogram: LatencyHistogram
+    sent: int
+    errors: int
+    late: int
+    dropped: int
+    sampler_valid: bool
+    sampler_note: str
+    sampler_lag_ms: float = 0.0
+    stop_note: str = ""
+
+
+def percentile_state(s: SampledLatency, percentile: float, max_ms: float) -> str:
+    """below / above / undecided: is the percentile demonstrably within `max_ms`?"""
+    h = s.histogram
+    return share_vs_limit(h.count_above_ms(max_ms), h.count, 1 - percentile / 100)
+
+
+def judge_percentile(
+    meta: CheckMeta,
+    s: SampledLatency,
+    percentile: float,
+    max_ms: float,
+    min_samples: int | None = None,
+) -> Verdict:
+    """A latency percentile against its limit on an anytime-valid confidence sequence.
+
+    "pQ <= max_ms" is "the share of samples above max_ms is at most 1 - Q": PASS once that
+    share is demonstrably below, FAIL once demonstrably above, else not demonstrated.
+    """
+    h = s.histogram
+    n = h.count
+    t = 1 - percentile / 100
+    above = h.count_above_ms(max_ms) if n else 0
+    value = h.percentile_ms(percentile) if n else None
+    lo_rank, hi_rank = quantile_sequence_ranks(n, percentile)
+    interval = None
+    if lo_rank is not None and hi_rank is not None:
+        interval = (h.value_at_rank_ms(lo_rank), h.value_at_rank_ms(hi_rank))
+    m = Measurement(f"p{percentile:g} latency ({s.target})", value, "ms", max_ms, "<=", n, interval)
+    share_lo, share_hi = share_sequence(above, n)
+    summ = h.summary()
+    evidence = (
+        f"open-model sampler: {s.sent} scheduled sends, {s.errors} errors, {s.late} late, "
+        f"{s.dropped} dropped; latency from intended send time",
+        f"{above} of {n} samples above {max_ms:g} ms ({_pct(above / n) if n else 'n/a'}; "
+        f"anytime-valid 95% bounds {_pct(share_lo)}-{_pct(share_hi)} vs at most {_pct(t)})",
+        f"p50 {summ.p50_ms:.2f} ms, p95 {summ.p95_ms:.2f} ms, p99 {summ.p99_ms:.2f} ms, "
+        f"max {summ.max_ms:.2f} ms"
+        if n
+        else "no latency sample",
+        f"sampler: {s.sampler_note}",
+        *((f"sampling: {s.stop_note}",) if s.stop_note else ()),
+    )
+    kw = {"measurements": (m,), "evidence": evidence}
+    bound = "" if interval is not None else " (too few samples for a 95% bound yet)"
+    if not s.sampler_valid or s.sampler_lag_ms > MAX_SAMPLER_SHARE * max_ms:
+        # The sampler's own delay could explain up to `sampler_lag_ms` of each latency: only a
+        # breach larger than that is still decisive.
+        beyond = h.count_above_ms(max_ms + s.sampler_lag_ms) if n else 0
+        if share_vs_limit(beyond, n, t) == "above":
+            return make_verdict(
+                meta,
+                Status.FAIL,
+                f"{m.describe()} (breach exceeds the sampler's own delay of "
+                f"{s.sampler_lag_ms:.2f} ms)",
+                **kw,
+            )
+        why = (
+            f"sampler invalid ({s.sampler_note}); measured {m.describe()}"
+            if not s.sampler_valid
+            else f"the sampler's own delay ({s.sampler_lag_ms:.2f} ms) exceeds "
+            f"{MAX_SAMPLER_SHARE:.0%} of the {max_ms:g} ms limit; measured {m.describe()}"
+        )
+        return make_verdict(meta, Status.INCONCLUSIVE, why, **kw)
+    if min_samples is not None and n < min_samples:
+        return make_verdict(
+            meta, Status.INCONCLUSIVE, f"{n} samples, {min_samples} required: {m.describe()}", **kw
+        )
+    state = share_vs_limit(above, n, t)
+    if state == "below":
+        return make_verdict(meta, Status.PASS, m.describe(), **kw)
+    if state == "above":
+        return make_verdict(meta, Status.FAIL, m.describe(), **kw)
+    return undemonstrated(
+        meta,
+        f"{m.describe()}{bound}; {_pct(above / n) if n else 'no'} samples above the limit",
+        **kw,
+    )
+
+
+def judge_share_below(
+    meta: CheckMeta,
+    name: str,
+    failures: int,
+    n: int,
+    max_rate: float,
+    min_samples: int = 1,
+    evidence: tuple[str, ...] = (),
+) -> Verdict:
+    """A failure share that must stay below `max_rate`, on an anytime-valid 95% sequence."""
+    lo, hi = share_sequence(failures, n)
+    rate = failures / n if n else None
+    m = Measurement(name, rate, "%", max_rate, "<", n, (lo, hi) if n else None)
+    kw = {"measurements": (m,), "evidence": evidence}
+    if n < min_samples:
+        return make_verdict(
+            meta, Status.INCONCLUSIVE, f"{n} samples, {min_samples} required: {m.describe()}", **kw
+        )
+    state = share_vs_limit(failures, n, max_rate)
+    if state == "below":
+        return make_verdict(meta, Status.PASS, m.describe(), **kw)
+    if state == "above":
+        return make_verdict(meta, Status.FAIL, m.describe(), **kw)
+    return undemonstrated(meta, m.describe(), **kw)

@@ -110,6 +110,8 @@ def build_plan(
     frontend: str | None,
     duration_s: float | None,
     rate: float | None,
+    until_decisive: bool | None = None,
+    max_duration_s: float | None = None,
 ) -> RunPlan:
     sources: list[str] = []
     if config_file is None:
@@ -159,6 +161,17 @@ def build_plan(
         if not 0 < rate <= 2000:
             raise UsageError("--rate must be between 0 and 2000 per second")
         sampler = sampler.model_copy(update={"rate": rate})
+    if until_decisive is not None:
+        sampler = sampler.model_copy(update={"until_decisive": until_decisive})
+    if max_duration_s is not None:
+        if not 0 < max_duration_s <= 10800:
+            raise UsageError("--max-duration must be between 0 and 10800 seconds")
+        sampler = sampler.model_copy(update={"max_duration_s": max_duration_s})
+    if sampler.max_duration_s is not None and sampler.max_duration_s < sampler.duration_s:
+        raise UsageError(
+            f"--max-duration ({sampler.max_duration_s:g} s) is shorter than the planned "
+            f"duration ({sampler.duration_s:g} s)"
+        )
     if not config.checks:
         raise UsageError("the configuration defines no checks")
     refuse_short_secrets(env.credentials.password, env.credentials.expired_token)
