@@ -1,5 +1,5 @@
 """Pure monitor logic from tables: durations, stream gaps, trends and leaks, bounded series,
-the adapter to the trigger fold, totals, exit codes and /metrics values."""
+the adapter to the trigger fold, totals and /metrics values (exit codes: test_coverage.py)."""
 
 from __future__ import annotations
 
@@ -13,7 +13,6 @@ from mytrader_ops.monitor.promvalues import db_mean_ms, reduce_scrape, sum_sampl
 from mytrader_ops.monitor.rules import fold, to_window
 from mytrader_ops.monitor.settings import MonitorUsageError, parse_duration
 from mytrader_ops.monitor.triggers import default_triggers
-from mytrader_ops.monitor.verdicts import exit_code_for
 from mytrader_ops.monitor.windows import (
     PathTally,
     WindowSummary,
@@ -222,18 +221,6 @@ def test_totals_are_bounded_over_a_day_of_windows() -> None:
     trend = fit_trend(totals.cpu.points)
     assert trend is not None
     assert trend.mean == pytest.approx(0.01)
-
-
-@pytest.mark.parametrize(
-    ("fired", "seen", "code"),
-    [
-        (True, {"a": True}, 1),
-        (False, {"a": True, "b": True}, 0),
-        (False, {"a": True, "b": False}, 3),  # a trigger without evidence is not healthy
-    ],
-)
-def test_exit_codes(fired: bool, seen: dict[str, bool], code: int) -> None:
-    assert exit_code_for(fired, seen) == code
 
 
 METRICS = """# HELP process_resident_memory_bytes Resident memory size in bytes.
