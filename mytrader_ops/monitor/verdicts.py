@@ -6,6 +6,11 @@ fired, INCONCLUSIVE when its evidence was insufficient: coverage below the floor
 stretch longer than its bound, monitor/coverage.py). Every verdict carries the measured value
 beside its threshold, a trigger's coverage beside its floor and bound included.
 
+The phase latency verdict reads the monitor's own sampler health per window: trusted only
+when every measured window of the phase found the sampler valid, with the worst window's
+lag as the sampler's own delay (validate's `judge_latency` then gives INCONCLUSIVE rather
+than PASS on an invalid sampler).
+
 Exit codes: 0 no trigger fired and every trigger had enough evidence; 1 a trigger fired;
 3 no trigger fired but some trigger's evidence was insufficient (missing data is never read
 as healthy); 4/5 come from an automatic rollback (see service).
@@ -108,8 +113,9 @@ def critical_checks(
         t.errors,
         0,
         0,
-        True,
-        "open-model sampler, one window at a time",
+        t.sampler_valid,
+        f"open-model sampler, one window at a time; {t.sampler_text()}",
+        t.sampler_lag_p95_ms,
     )
     lat = judge_latency(
         CheckMeta("monitor-api-latency", "API latency within SLA", criterion=crit),
@@ -375,9 +381,10 @@ def build_report(
     sampler = SamplerInfo(
         totals.measured_s,
         rate,
-        True,
-        f"monitor CPU {cpu_share * 100:.2f}% of one core over {totals.measured_s:.0f} s measured",
-        0.0,
+        w.sampler_valid,
+        f"{w.sampler_text()}; monitor CPU {cpu_share * 100:.2f}% of one core over "
+        f"{totals.measured_s:.0f} s measured",
+        w.sampler_lag_p99_ms,
         totals.monitor_cpu_s / w.requests * 1e6 if w.requests else 0.0,
         cpu_share,
     )
