@@ -194,6 +194,7 @@ def test_documented_monitor_config_is_valid(tmp_path: Path) -> None:
     loaded = load_monitor_file(f)
     assert loaded.triggers is not None
     assert loaded.rollback is not None
+    assert loaded.coverage_floor == 0.90
 
 
 def test_exporter_serves_the_monitor_figures() -> None:
