@@ -21,10 +21,12 @@ from mytrader_ops.cli_options import EnvOpt, ReportDirOpt, TargetOpt
 from mytrader_ops.interrupts import sigterm_as_interrupt
 
 MONITOR_EXIT_CODES = """Exit codes: 0 the watch ended and no trigger fired (every trigger had
-evidence); 1 a trigger fired (with --auto-rollback: and the rollback completed and verified);
-2 usage or configuration error; 3 no trigger fired but a trigger ended without evidence
-(missing data is never read as healthy); 4 the automatic rollback failed; 5 another rollback
-of the environment holds the lock; 130 interrupted (continue with --resume)."""
+enough evidence); 1 a trigger fired (with --auto-rollback: and the rollback completed and
+verified); 2 usage or configuration error; 3 no trigger fired but a trigger's evidence was
+insufficient: coverage below the floor (default 90% of windows) or a blind stretch longer than
+its persistence bound; windows missed while the monitor was down count as blind (missing
+data is never read as healthy); 4 the automatic rollback failed; 5 another rollback of the
+environment holds the lock; 130 interrupted (continue with --resume)."""
 
 
 def _fail(message: str, code: int = 2) -> NoReturn:
@@ -149,13 +151,7 @@ def monitor(
             err=True,
         )
         raise typer.Exit(130) from None
-    r = outcome.report
-    summary = f"Watch {outcome.watch_id}: {r.decision.value}, exit code {outcome.exit_code}"
-    if outcome.fired is not None:
-        summary += f"; trigger {outcome.fired.trigger_id} fired"
-    if outcome.rollback_message:
-        summary += f"; {outcome.rollback_message}"
-    print(redactor.redact(summary), file=sys.stderr)
+    print(redactor.redact(outcome.summary_line()), file=sys.stderr)
     raise typer.Exit(outcome.exit_code)
 
 

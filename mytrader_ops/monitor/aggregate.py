@@ -54,6 +54,12 @@ class PhaseTotals:
     p95_breaches: int = 0
     p95_windows: int = 0
     worst_p95_ms: float = 0.0
+    # the sampler's own health over the measured windows that reported it
+    sampler_windows: int = 0
+    sampler_invalid_windows: int = 0
+    sampler_lag_p95_ms: float = 0.0  # the worst window's
+    sampler_lag_p99_ms: float = 0.0  # the worst window's
+    sampler_note: str = ""  # the latest invalid window's note, else the worst-lag window's
 
     def add(self, w: WindowSummary, p95_limit_ms: float) -> None:
         self.windows += 1
@@ -71,11 +77,46 @@ class PhaseTotals:
         for k, v in w.hub_failures.items():
             if k in self.hub_failures or len(self.hub_failures) < 20:
                 self.hub_failures[k] = self.hub_failures.get(k, 0) + v
+        self._add_sampler(w)
         if w.p95_ms is not None:
             self.p95_windows += 1
             self.worst_p95_ms = max(self.worst_p95_ms, w.p95_ms)
             if w.p95_ms > p95_limit_ms:
                 self.p95_breaches += 1
+
+    def _add_sampler(self, w: WindowSummary) -> None:
+        if w.sampler_valid is None:
+            return
+        self.sampler_windows += 1
+        lag95, lag99 = w.sampler_lag_p95_ms or 0.0, w.sampler_lag_p99_ms or 0.0
+        if not w.sampler_valid:
+            self.sampler_invalid_windows += 1
+            self.sampler_note = w.sampler_note
+        elif not self.sampler_invalid_windows and lag99 >= self.sampler_lag_p99_ms:
+            self.sampler_note = w.sampler_note
+        self.sampler_lag_p95_ms = max(self.sampler_lag_p95_ms, lag95)
+        self.sampler_lag_p99_ms = max(self.sampler_lag_p99_ms, lag99)
+
+    @property
+    def sampler_valid(self) -> bool:
+        """The sampler is trusted for the phase only if every measured window that reported
+        its health found it valid, and at least one did (unknown is not valid)."""
+        return self.sampler_windows > 0 and self.sampler_invalid_windows == 0
+
+    def sampler_text(self) -> str:
+        if not self.sampler_windows:
+            return "no window reported the sampler's own health"
+        head = (
+            f"sampler invalid in {self.sampler_invalid_windows} of {self.sampler_windows} "
+            f"windows (latest: {self.sampler_note})"
+            if self.sampler_invalid_windows
+            else f"sampler valid in all {self.sampler_windows} windows "
+            f"(slowest: {self.sampler_note})"
+        )
+        return (
+            f"{head}; highest window lag p95 {self.sampler_lag_p95_ms:.2f} ms, "
+            f"p99 {self.sampler_lag_p99_ms:.2f} ms"
+        )
 
     def path(self, name: str) -> PathTally:
         a, ok = self.paths.get(name, [0, 0])

@@ -7,6 +7,8 @@ During a window of `interval` seconds the monitor:
 - opens one hub session directly (negotiate, connect, handshake, close) and, when logged in,
   one the way a mobile client does (`access_token` in the query); through the frontend proxy
   too when a frontend URL is given;
+- keeps the sampler's own health (was the monitor, not the target, the bottleneck?), which
+  the report's latency verdict reads;
 - calls an authorized endpoint with the session's token (logging in again when there is none,
   when it is refused, and every `relogin_s`): a refused login or a fresh token refused is an
   authentication failure; a 5xx or rate limit is not an authentication verdict (no data).
@@ -307,6 +309,10 @@ async def collect_window(
         feed_lag_s=scrape.feed_lag_s if scrape else None,
         hub_connections=scrape.hub_connections if scrape else None,
         monitor_cpu_s=time.process_time() - cpu0,
+        sampler_valid=sampled.health.valid,
+        sampler_note=sampled.health.note,
+        sampler_lag_p95_ms=round(sampled.health.lag_p95_ms, 3),
+        sampler_lag_p99_ms=round(sampled.health.lag_p99_ms, 3),
         notes=tuple(notes),
     )
     return summary, window_hist

@@ -2,8 +2,10 @@
 window otherwise, and with `--json` one JSON line per window on stdout for machines.
 
 The dashboard shows the latest windows, the trends (memory, CPU, latency) and every trigger
-with its state (ok / pending / firing / no-data), the value against its threshold and how
-far its streak is from the bound. rich is imported only here.
+with its state (ok / pending / firing / no-data), the value against its threshold, how
+far its streak is from the bound, and its evidence coverage so far (windows with evidence of
+windows watched, longest blind stretch against the bound: monitor/coverage.py). Every
+`--json` trigger entry carries the same coverage figures. rich is imported only here.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from collections.abc import Sequence
 from typing import IO, Any
 
 from mytrader_ops.monitor.aggregate import Totals
+from mytrader_ops.monitor.coverage import EvidenceFinding, percent
 from mytrader_ops.monitor.triggers import TriggerStatus
 from mytrader_ops.monitor.windows import WindowSummary, fit_trend, to_dict
 from mytrader_ops.redaction import Redactor
@@ -59,11 +62,26 @@ def trends(totals: Totals) -> dict[str, str]:
     }
 
 
-def window_line(w: WindowSummary, states: Sequence[TriggerStatus]) -> str:
+def _coverage_text(f: EvidenceFinding | None) -> str:
+    if f is None or f.coverage.share is None:
+        return "-"
+    c = f.coverage
+    text = f"{c.windows_with_evidence}/{c.windows_watched} ({percent(c.share or 0.0)})"
+    return text if f.sufficient else f"{text} INSUFFICIENT"
+
+
+def window_line(
+    w: WindowSummary, states: Sequence[TriggerStatus], evidence: Sequence[EvidenceFinding] = ()
+) -> str:
     if w.missing:
         return f"window {w.index} {_clock(w.start_s)}: not measured ({'; '.join(w.notes)})"
     err = f"{w.errors}/{w.requests}"
-    trig = " ".join(f"{s.trigger_id}={s.state}" for s in states)
+    found = {f.trigger_id: f for f in evidence}
+    trig = " ".join(
+        f"{s.trigger_id}={s.state}"
+        + (f" evidence {_coverage_text(found[s.trigger_id])}" if s.trigger_id in found else "")
+        for s in states
+    )
     return (
         f"window {w.index} {_clock(w.start_s)}: errors {err}, p95 {_ms(w.p95_ms)} ms, "
         f"hubs {w.hub_ok}/{w.hub_attempts}, db {w.db_status or 'no-data'}, auth {w.auth}, "
@@ -72,14 +90,25 @@ def window_line(w: WindowSummary, states: Sequence[TriggerStatus]) -> str:
 
 
 def window_json(
-    watch_id: str, w: WindowSummary, states: Sequence[TriggerStatus], totals: Totals
+    watch_id: str,
+    w: WindowSummary,
+    states: Sequence[TriggerStatus],
+    totals: Totals,
+    evidence: Sequence[EvidenceFinding],
 ) -> dict[str, Any]:
+    """One `--json` line: the window, each trigger with its coverage so far, the trends."""
+    found = {f.trigger_id: f for f in evidence}
     return {
         "schema": WINDOW_SCHEMA,
         "watch_id": watch_id,
         "window": to_dict(w),
         "triggers": [
-            {**s.to_dict(), "evidence": [e.to_dict() for e in s.evidence[-1:]]} for s in states
+            {
+                **s.to_dict(),
+                "evidence": [e.to_dict() for e in s.evidence[-1:]],
+                **(found[s.trigger_id].to_dict() if s.trigger_id in found else {}),
+            }
+            for s in states
         ],
         "trends": trends(totals),
     }
@@ -93,8 +122,14 @@ class JsonLines:
         self.out = out
         self.redactor = redactor
 
-    def window(self, w: WindowSummary, states: Sequence[TriggerStatus], totals: Totals) -> None:
-        doc = window_json(self.watch_id, w, states, totals)
+    def window(
+        self,
+        w: WindowSummary,
+        states: Sequence[TriggerStatus],
+        totals: Totals,
+        evidence: Sequence[EvidenceFinding],
+    ) -> None:
+        doc = window_json(self.watch_id, w, states, totals, evidence)
         self.out.write(
             json.dumps(
                 self.redactor.redact_json(doc, _STRUCTURE, _FREE_KEYS), separators=(",", ":")
@@ -111,11 +146,25 @@ class PlainLines:
         self.out = out
         self.redactor = redactor
 
-    def window(self, w: WindowSummary, states: Sequence[TriggerStatus], totals: Totals) -> None:
-        self.out.write(self.redactor.redact(window_line(w, states)) + "\n")
+    def window(
+        self,
+        w: WindowSummary,
+        states: Sequence[TriggerStatus],
+        totals: Totals,
+        evidence: Sequence[EvidenceFinding],
+    ) -> None:
+        self.out.write(self.redactor.redact(window_line(w, states, evidence)) + "\n")
         for s in states:
             if s.state != "ok":
                 self.out.write(self.redactor.redact(f"  {s.trigger_id}: {s.summary}") + "\n")
+        for f in evidence:
+            # A shortfall against the floor can still recover; a blind stretch beyond the
+            # bound cannot: say so once it happens, not only at the end.
+            if f.blind_too_long:
+                self.out.write(
+                    f"  {f.trigger_id}: evidence insufficient ({'; '.join(f.reasons)}): "
+                    "the watch ends with exit 3 unless a trigger fires\n"
+                )
         self.out.flush()
 
 
@@ -138,7 +187,13 @@ class LiveDashboard:
     def stop(self) -> None:
         self.live.stop()
 
-    def window(self, w: WindowSummary, states: Sequence[TriggerStatus], totals: Totals) -> None:
+    def window(
+        self,
+        w: WindowSummary,
+        states: Sequence[TriggerStatus],
+        totals: Totals,
+        evidence: Sequence[EvidenceFinding],
+    ) -> None:
         from rich.console import Group
         from rich.table import Table
         from rich.text import Text
@@ -165,8 +220,15 @@ class LiveDashboard:
                 f"{x.stream_messages} msgs, gap {_ms(x.stream_max_gap_s)} s",
             )
         trig = Table(title="Rollback triggers", expand=True)
-        for col in ("trigger", "state", "latest window: value vs threshold", "streak / bound"):
+        for col in (
+            "trigger",
+            "state",
+            "latest window: value vs threshold",
+            "streak / bound",
+            "evidence (windows)",
+        ):
             trig.add_column(col)
+        found = {f.trigger_id: f for f in evidence}
         for s in states:
             latest = s.evidence[-1].note if s.evidence else "no window yet"
             if s.missing_windows:
@@ -176,6 +238,7 @@ class LiveDashboard:
                 Text(s.state.upper(), style=_STYLE[s.state]),
                 self.redactor.redact(latest),
                 f"{s.streak_windows} window(s), {s.streak_s:.0f} s / {s.bound}",
+                _coverage_text(found.get(s.trigger_id)),
             )
         t = trends(totals)
         trend = Text(f"memory: {t['memory']}\ncpu: {t['cpu']}")

@@ -1,5 +1,6 @@
 """Optional Prometheus endpoint (`--metrics-port`) for the monitor's own figures: the latest
-window's error rate and p95, every trigger's state, windows measured, the monitor's own CPU.
+window's error rate and p95, every trigger's state and evidence coverage, windows measured,
+the monitor's own CPU.
 
 It uses its own registry (never the process-global one) and binds to 127.0.0.1 by default.
 """
@@ -9,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from mytrader_ops.monitor.aggregate import Totals
+from mytrader_ops.monitor.coverage import EvidenceFinding
 from mytrader_ops.monitor.triggers import TriggerStatus
 from mytrader_ops.monitor.windows import WindowSummary
 
@@ -36,6 +38,12 @@ class Exporter:
             ["trigger"],
             registry=r,
         )
+        self.coverage = Gauge(
+            "mytrader_monitor_trigger_evidence_coverage",
+            "Share of the windows watched so far with evidence for the trigger (0..1).",
+            ["trigger"],
+            registry=r,
+        )
         self.cpu = Gauge(
             "mytrader_monitor_cpu_seconds", "CPU the monitor spent on the watch.", registry=r
         )
@@ -45,7 +53,13 @@ class Exporter:
     def port(self) -> int:
         return int(self.server.server_address[1])
 
-    def window(self, w: WindowSummary, states: Sequence[TriggerStatus], totals: Totals) -> None:
+    def window(
+        self,
+        w: WindowSummary,
+        states: Sequence[TriggerStatus],
+        totals: Totals,
+        evidence: Sequence[EvidenceFinding],
+    ) -> None:
         self.windows.inc()
         if w.error_rate is not None:
             self.error_rate.set(w.error_rate)
@@ -53,6 +67,9 @@ class Exporter:
             self.p95.set(w.p95_ms / 1000)
         for s in states:
             self.trigger.labels(s.trigger_id).set(STATE_VALUE[s.state])
+        for f in evidence:
+            if f.coverage.share is not None:
+                self.coverage.labels(f.trigger_id).set(f.coverage.share)
         self.cpu.set(totals.monitor_cpu_s)
 
     def close(self) -> None:

@@ -8,7 +8,9 @@ The watch ends at its deadline, or at the first trigger that fires.
 
 On `--resume` the schedule is the original one: windows that fell while the monitor was
 not running are recorded as missing (no data: never healthy), and watching continues at the
-next window due.
+next window due. The missing windows are watched and blind for every trigger: they count
+against each trigger's evidence coverage (monitor/coverage.py), rebuilt from the stored
+windows by the same fold as the trigger states.
 """
 
 from __future__ import annotations
@@ -24,8 +26,14 @@ from typing import Literal, Protocol
 from mytrader_ops.config import Credentials
 from mytrader_ops.monitor.aggregate import Totals
 from mytrader_ops.monitor.collect import CollectSettings, CollectState, collect_window
+from mytrader_ops.monitor.coverage import CoverageBoard, EvidenceFinding, judge_board
 from mytrader_ops.monitor.rules import to_window
-from mytrader_ops.monitor.settings import CRITICAL_PHASE_S, Phase, Thresholds
+from mytrader_ops.monitor.settings import (
+    CRITICAL_PHASE_S,
+    DEFAULT_COVERAGE_FLOOR,
+    Phase,
+    Thresholds,
+)
 from mytrader_ops.monitor.store import WatchStore
 from mytrader_ops.monitor.stream import StreamWatcher
 from mytrader_ops.monitor.triggers import AnyTrigger, TriggerBoard, TriggerStatus
@@ -54,6 +62,8 @@ class WatchPlan:
     thresholds: Thresholds
     stream: bool = True
     follow_redirects: bool = False  # the environment's setting, as validate honours it
+    coverage_floor: float = DEFAULT_COVERAGE_FLOOR
+    resumed: bool = False  # continuing a stored watch: windows already due were missed
 
     @property
     def interval_s(self) -> float:
@@ -68,7 +78,13 @@ class WatchPlan:
 
 
 class Observer(Protocol):
-    def window(self, w: WindowSummary, states: Sequence[TriggerStatus], totals: Totals) -> None: ...
+    def window(
+        self,
+        w: WindowSummary,
+        states: Sequence[TriggerStatus],
+        totals: Totals,
+        evidence: Sequence[EvidenceFinding],
+    ) -> None: ...
 
 
 @dataclass(slots=True)
@@ -81,7 +97,8 @@ class WatchResult:
     hist_all: LatencyHistogram
     hist_critical: LatencyHistogram
     last_index: int
-    evidence_seen: dict[str, bool]
+    coverage: CoverageBoard
+    evidence: list[EvidenceFinding]  # each trigger's coverage judged (coverage.py rule 5)
     board: TriggerBoard
 
 
@@ -130,18 +147,21 @@ async def run_watch(
     hist_all = hist_all or LatencyHistogram()
     hist_critical = hist_critical or LatencyHistogram()
     board = TriggerBoard.start(plan.triggers)
-    seen = {t.id: False for t in plan.triggers}
+    coverage = CoverageBoard.start((t.id for t in plan.triggers), plan.interval_s)
     totals = new_totals(plan)
 
     def advance(w: WindowSummary) -> list[TriggerStatus]:
-        nonlocal board
+        nonlocal board, coverage
         board = board.advance(to_window(w))
         states = [board.statuses[t.id] for t in plan.triggers]
-        for st in states:
-            if st.evidence and st.evidence[-1].verdict != "no-data":
-                seen[st.trigger_id] = True
+        coverage = coverage.advance(
+            w.index, {st.trigger_id: st.evidence[-1].verdict for st in states if st.evidence}
+        )
         totals.add(w)
         return states
+
+    def judged() -> list[EvidenceFinding]:
+        return judge_board(plan.triggers, coverage, plan.coverage_floor)
 
     states = [board.statuses[t.id] for t in plan.triggers]
     for w in prior:
@@ -156,8 +176,9 @@ async def run_watch(
                 hist_critical.merge(hist)
         found = advance(w)
         store.checkpoint(plan.watch_id, w, hist_all.encode(), hist_critical.encode())
+        evidence = judged()
         for obs in observers:
-            obs.window(w, found, totals)
+            obs.window(w, found, totals, evidence)
         return found
 
     last = first - 1
@@ -166,9 +187,19 @@ async def run_watch(
         # Killed after a trigger fired (before or during its rollback): act on it now rather
         # than watch a deployment that is already known bad.
         return WatchResult(
-            "fired", states, already, prior[-1], totals, hist_all, hist_critical, last, seen, board
+            "fired",
+            states,
+            already,
+            prior[-1],
+            totals,
+            hist_all,
+            hist_critical,
+            last,
+            coverage,
+            judged(),
+            board,
         )
-    if prior and now_index > first:  # resumed: the monitor was down for these windows
+    if (plan.resumed or prior) and now_index > first:  # the monitor was down for these windows
         for k in range(first, min(now_index + 1, plan.window_count)):
             w = missing_window(
                 k,
@@ -242,6 +273,10 @@ async def run_watch(
             if stream is not None:
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(stream.stop(), 10)
+    if fired is None:
+        # Ran to its deadline: the whole schedule was watched, and a window that was never
+        # recorded was watched blind (coverage.py rule 1).
+        coverage = coverage.skip_to(plan.window_count)
     return WatchResult(
         "fired" if fired else "deadline",
         states,
@@ -251,6 +286,7 @@ async def run_watch(
         hist_all,
         hist_critical,
         last,
-        seen,
+        coverage,
+        judged(),
         board,
     )

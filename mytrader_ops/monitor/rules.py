@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 
-from mytrader_ops.monitor.triggers import AnyTrigger, TriggerBoard, TriggerStatus, Window
+from mytrader_ops.monitor.triggers import AnyTrigger, TriggerBoard, Window
 from mytrader_ops.monitor.windows import WindowSummary
 
 
@@ -46,11 +46,6 @@ def fold(specs: Sequence[AnyTrigger], windows: Iterable[WindowSummary]) -> Trigg
     for w in windows:
         board = board.advance(to_window(w))
     return board
-
-
-def had_evidence(status: TriggerStatus) -> bool:
-    """Whether any window in the status' bounded evidence judged the condition (ok/breach)."""
-    return any(e.verdict != "no-data" for e in status.evidence)
 
 
 def worst_bound_s(spec: AnyTrigger, interval_s: float) -> float:

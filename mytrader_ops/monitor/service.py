@@ -21,9 +21,11 @@ from pathlib import Path
 from typing import IO
 
 from mytrader_ops.monitor.collect import DEFAULT_PATHS, CollectSettings
+from mytrader_ops.monitor.coverage import EvidenceFinding, evidence_line
 from mytrader_ops.monitor.dashboard import JsonLines, LiveDashboard, PlainLines
 from mytrader_ops.monitor.loop import Observer, WatchPlan, WatchResult, run_watch
 from mytrader_ops.monitor.settings import (
+    DEFAULT_COVERAGE_FLOOR,
     DEFAULT_INTERVAL_S,
     DEFAULT_RATE,
     MonitorFile,
@@ -82,6 +84,16 @@ class MonitorOutcome:
     sink_results: list[SinkResult] = field(default_factory=list)
     watch_id: str = ""
     start_s: float = 0.0
+    evidence: list[EvidenceFinding] = field(default_factory=list)
+
+    def summary_line(self) -> str:
+        """The last line of a watch: decision, exit code, what fired, and trigger evidence."""
+        text = f"Watch {self.watch_id}: {self.report.decision.value}, exit code {self.exit_code}"
+        if self.fired is not None:
+            text += f"; trigger {self.fired.trigger_id} fired"
+        if self.rollback_message:
+            text += f"; {self.rollback_message}"
+        return f"{text}; {evidence_line(self.evidence)}"
 
 
 def _rollback_settings(req: MonitorRequest, file: MonitorFile) -> RollbackSettings | None:
@@ -157,6 +169,7 @@ def _settings_doc(
     triggers: tuple[AnyTrigger, ...],
     thresholds: Thresholds,
     frontend: str | None,
+    coverage_floor: float,
 ) -> dict[str, object]:
     return {
         "rate": rate,
@@ -164,6 +177,7 @@ def _settings_doc(
         "triggers": [t.model_dump(by_alias=True, exclude_none=True) for t in triggers],
         "thresholds": thresholds.model_dump(),
         "frontend": frontend,
+        "coverage_floor": coverage_floor,
     }
 
 
@@ -227,6 +241,8 @@ def run_monitor(
         )
         watch_id = rec.watch_id
         frontend = s.get("frontend") if isinstance(s.get("frontend"), str) else None
+        # a watch stored before the floor was recorded is held to the default
+        coverage_floor = float(s.get("coverage_floor", DEFAULT_COVERAGE_FLOOR))
         err.write(
             f"Resuming watch {watch_id}: {len(prior)} window(s) measured, started "
             f"{dt.datetime.fromtimestamp(start_s, dt.UTC):%Y-%m-%d %H:%M:%S}Z, deadline "
@@ -249,6 +265,7 @@ def run_monitor(
             f"mon-{dt.datetime.fromtimestamp(now, dt.UTC):%Y%m%dT%H%M%SZ}-{uuid.uuid4().hex[:6]}"
         )
         frontend = env.frontend
+        coverage_floor = file.coverage_floor
         prior, hist_all, hist_critical = [], None, None
         store.create(
             WatchRecord(
@@ -259,7 +276,7 @@ def run_monitor(
                 interval_s,
                 start_s,
                 deadline_s,
-                _settings_doc(rate, paths, triggers, thresholds, frontend),
+                _settings_doc(rate, paths, triggers, thresholds, frontend, coverage_floor),
                 "running",
                 None,
                 "",
@@ -290,6 +307,8 @@ def run_monitor(
         triggers=triggers,
         thresholds=thresholds,
         stream=req.stream,
+        coverage_floor=coverage_floor,
+        resumed=req.resume,
     )
     observers: list[Observer] = list(extra_observers)
     live: LiveDashboard | None = None
@@ -330,7 +349,7 @@ def run_monitor(
             live.stop()
         if exporter is not None:
             exporter.close()
-    code = exit_code_for(result.fired is not None, result.evidence_seen)
+    code = exit_code_for(result.fired is not None, result.evidence)
     sink_results: list[SinkResult] = []
     rollback_message = ""
     if result.fired is not None:
@@ -373,7 +392,8 @@ def run_monitor(
         hist_critical=result.hist_critical,
         specs=triggers,
         states=result.states,
-        seen=result.evidence_seen,
+        evidence=result.evidence,
+        coverage_floor=coverage_floor,
         thresholds=thresholds,
         exit_code=code,
         has_credentials=env.credentials.complete,
@@ -388,7 +408,14 @@ def run_monitor(
         write_reports(report, req.report_dir, redactor)
     store.finish(watch_id, "fired" if result.fired else "ended", code)
     return MonitorOutcome(
-        code, report, result.fired, rollback_message, sink_results, watch_id, start_s
+        code,
+        report,
+        result.fired,
+        rollback_message,
+        sink_results,
+        watch_id,
+        start_s,
+        result.evidence,
     )
 
 

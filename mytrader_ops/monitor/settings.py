@@ -24,6 +24,9 @@ CRITICAL_PHASE_S = 30 * 60.0
 EXTENDED_PHASE_S = 24 * 3600.0
 DEFAULT_INTERVAL_S = 30.0
 DEFAULT_RATE = 2.0  # requests per second per sampled endpoint (see docs/performance-monitor.md)
+# Below this share of windows with evidence a trigger that did not fire ends the watch with
+# exit 3 (rules in monitor/coverage.py).
+DEFAULT_COVERAGE_FLOOR = 0.90
 _DURATION = re.compile(r"^(?:(\d+(?:\.\d+)?)h)?(?:(\d+(?:\.\d+)?)m)?(?:(\d+(?:\.\d+)?)s)?$")
 
 
@@ -110,6 +113,7 @@ class MonitorFile(_Model):
     version: Literal[1] = 1
     interval: DurationText | None = None
     rate: Annotated[float, Field(gt=0, le=200)] | None = None
+    coverage_floor: Annotated[float, Field(gt=0, le=1)] = DEFAULT_COVERAGE_FLOOR
     paths: list[Annotated[str, Field(pattern=r"^/\S*$")]] | None = None
     triggers: list[TriggerSpec] | None = Field(
         default=None,

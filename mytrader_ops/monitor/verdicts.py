@@ -2,10 +2,18 @@
 report.md, report.json, junit.xml and report.html.
 
 Phase checks judge the watch as a whole; each trigger is one more check (FAIL when it
-fired, INCONCLUSIVE when it ended without evidence). Every verdict carries the measured
-value beside its threshold. Exit codes: 0 no trigger fired and every trigger had evidence;
-1 a trigger fired; 3 no trigger fired but some trigger never had evidence in the whole watch
-(missing data is never read as healthy); 4/5 come from an automatic rollback (see commands_monitor).
+fired, INCONCLUSIVE when its evidence was insufficient: coverage below the floor or a blind
+stretch longer than its bound, monitor/coverage.py). Every verdict carries the measured value
+beside its threshold, a trigger's coverage beside its floor and bound included.
+
+The phase latency verdict reads the monitor's own sampler health per window: trusted only
+when every measured window of the phase found the sampler valid, with the worst window's
+lag as the sampler's own delay (validate's `judge_latency` then gives INCONCLUSIVE rather
+than PASS on an invalid sampler).
+
+Exit codes: 0 no trigger fired and every trigger had enough evidence; 1 a trigger fired;
+3 no trigger fired but some trigger's evidence was insufficient (missing data is never read
+as healthy); 4/5 come from an automatic rollback (see service).
 """
 
 from __future__ import annotations
@@ -17,6 +25,7 @@ from collections.abc import Sequence
 
 from mytrader_ops import __version__
 from mytrader_ops.monitor.aggregate import PhaseTotals, Totals
+from mytrader_ops.monitor.coverage import EvidenceFinding, percent
 from mytrader_ops.monitor.settings import (
     CRITICAL_PHASE_S,
     Phase,
@@ -104,8 +113,9 @@ def critical_checks(
         t.errors,
         0,
         0,
-        True,
-        "open-model sampler, one window at a time",
+        t.sampler_valid,
+        f"open-model sampler, one window at a time; {t.sampler_text()}",
+        t.sampler_lag_p95_ms,
     )
     lat = judge_latency(
         CheckMeta("monitor-api-latency", "API latency within SLA", criterion=crit),
@@ -264,38 +274,72 @@ def extended_checks(
     return out
 
 
+def coverage_measurements(f: EvidenceFinding) -> tuple[Measurement, Measurement]:
+    """A trigger's coverage beside its floor, its longest blind stretch beside its bound."""
+    c = f.coverage
+    share = Measurement("evidence coverage", c.share, "%", f.floor, ">=", c.windows_watched)
+    if f.bound_windows is not None:
+        blind = Measurement(
+            "longest blind stretch",
+            float(c.longest_blind_windows),
+            "windows",
+            float(f.bound_windows),
+            "<=",
+        )
+    else:
+        blind = Measurement("longest blind stretch", c.longest_blind_s, "s", f.bound_s, "<=")
+    return share, blind
+
+
 def trigger_verdicts(
-    specs: Sequence[AnyTrigger], states: Sequence[TriggerStatus], seen: dict[str, bool]
+    specs: Sequence[AnyTrigger],
+    states: Sequence[TriggerStatus],
+    evidence: Sequence[EvidenceFinding],
 ) -> list[Verdict]:
-    """One verdict per trigger: FAIL fired, WARN pending on evidence, INCONCLUSIVE when it
-    ended without evidence (never PASS without it), PASS ok."""
+    """One verdict per trigger: FAIL fired; INCONCLUSIVE when its evidence was insufficient
+    (never PASS without enough of it); WARN pending on evidence; INCONCLUSIVE pending for
+    lack of it at the end; PASS ok. Each shows its coverage beside floor and bound."""
     by_id = {s.trigger_id: s for s in states}
+    findings = {f.trigger_id: f for f in evidence}
     out = []
     for spec in specs:
         st = by_id.get(spec.id)
-        if st is None:
+        found = findings.get(spec.id)
+        if st is None or found is None:
             continue
         meta = CheckMeta(
             f"rollback-{spec.id}", f"Rollback trigger {spec.id} ({spec.kind})", criterion="rollback"
         )
+        summary = f"{st.summary}; {found.describe()}"
         if st.state == "firing":
             status = Status.FAIL
+        elif not found.sufficient:
+            status = Status.INCONCLUSIVE
+            summary = f"insufficient evidence: {'; '.join(found.reasons)}; {summary}"
         elif st.state == "ok":
             status = Status.PASS
         elif st.streak_windows:
             status = Status.WARN
         else:
             status = Status.INCONCLUSIVE
-        note = "" if seen.get(spec.id) else " (no window of the watch had evidence)"
-        evidence = tuple(f"{_iso(e.start_s)}: {e.verdict}: {e.note}" for e in st.evidence)
-        out.append(make_verdict(meta, status, f"{st.summary}{note}", evidence=evidence))
+        lines = tuple(f"{_iso(e.start_s)}: {e.verdict}: {e.note}" for e in st.evidence)
+        out.append(
+            make_verdict(
+                meta,
+                status,
+                summary,
+                measurements=coverage_measurements(found),
+                evidence=(found.describe(), *lines),
+            )
+        )
     return out
 
 
-def exit_code_for(fired: bool, seen: dict[str, bool]) -> int:
+def exit_code_for(fired: bool, evidence: Sequence[EvidenceFinding]) -> int:
+    """A fired trigger wins (1); else any trigger with insufficient evidence (3); else 0."""
     if fired:
         return EXIT_FIRED
-    if not all(seen.values()):
+    if not all(f.sufficient for f in evidence):
         return EXIT_NO_EVIDENCE
     return EXIT_OK
 
@@ -317,7 +361,8 @@ def build_report(
     hist_critical: LatencyHistogram,
     specs: Sequence[AnyTrigger],
     states: Sequence[TriggerStatus],
-    seen: dict[str, bool],
+    evidence: Sequence[EvidenceFinding],
+    coverage_floor: float,
     thresholds: Thresholds,
     exit_code: int,
     has_credentials: bool,
@@ -330,15 +375,16 @@ def build_report(
         )
     if phase in ("extended", "all"):
         verdicts += extended_checks(totals, thresholds, frontend is not None, has_credentials)
-    verdicts += trigger_verdicts(specs, states, seen)
+    verdicts += trigger_verdicts(specs, states, evidence)
     w = totals.whole
     cpu_share = totals.monitor_cpu_s / totals.measured_s if totals.measured_s else 0.0
     sampler = SamplerInfo(
         totals.measured_s,
         rate,
-        True,
-        f"monitor CPU {cpu_share * 100:.2f}% of one core over {totals.measured_s:.0f} s measured",
-        0.0,
+        w.sampler_valid,
+        f"{w.sampler_text()}; monitor CPU {cpu_share * 100:.2f}% of one core over "
+        f"{totals.measured_s:.0f} s measured",
+        w.sampler_lag_p99_ms,
         totals.monitor_cpu_s / w.requests * 1e6 if w.requests else 0.0,
         cpu_share,
     )
@@ -364,9 +410,21 @@ def build_report(
     monitoring = (
         {
             "signal": "windows",
-            "threshold": f"{w.windows} measured, {w.missing} missing",
+            "threshold": f"{w.windows - w.missing} measured, {w.missing} missing",
             "window": f"interval {format_duration(interval_s)}",
             "source": f"watch {watch_id}, ended: {ending}",
+        },
+        {
+            "signal": "trigger evidence coverage",
+            "threshold": (
+                f"each trigger: evidence in >= {percent(coverage_floor)} of windows, "
+                "no blind stretch beyond its persistence bound (else exit 3)"
+            ),
+            "window": "whole watch, missed windows counted blind",
+            "source": "; ".join(
+                f"{f.trigger_id} {'-' if f.coverage.share is None else percent(f.coverage.share)}"
+                for f in evidence
+            ),
         },
         {
             "signal": "error rate (sampled API)",

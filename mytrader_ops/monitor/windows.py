@@ -71,6 +71,12 @@ class WindowSummary:
     hub_connections: float | None = None
     # the monitor itself
     monitor_cpu_s: float = 0.0
+    # the sampler's own health (probes/sampler.py judge_sampler): None = not reported (a missing
+    # window, or one stored before the monitor recorded it), never "valid"
+    sampler_valid: bool | None = None
+    sampler_note: str = ""
+    sampler_lag_p95_ms: float | None = None
+    sampler_lag_p99_ms: float | None = None
     notes: tuple[str, ...] = ()
     missing: bool = False  # the monitor was not running (e.g. killed, then resumed)
 

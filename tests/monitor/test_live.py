@@ -115,3 +115,37 @@ def test_every_path_including_the_frontend_proxy(
         assert verdict.in_scope, verdict.summary
         assert verdict.status.value == "PASS", verdict.summary
     assert by_id["monitor-connectivity-mobile"].label == "simulated mobile client"
+
+
+def test_an_invalid_sampler_makes_the_latency_verdict_inconclusive(
+    server: LiveServer, tmp_path: Path, creds: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The monitor reads its sampler's own health each window: a sampler that says it was the
+    bottleneck cannot pass the phase latency check, however fast the answers looked."""
+    import dataclasses
+
+    from mytrader_ops.monitor import collect
+    from mytrader_ops.probes.sampler import SamplerResult
+
+    real = collect.run_sampler
+
+    async def overloaded(*args: object, **kw: object) -> SamplerResult:
+        got = await real(*args, **kw)  # type: ignore[arg-type]
+        bad = dataclasses.replace(
+            got.health, valid=False, note="sampler CPU-bound: (injected by the test)"
+        )
+        return SamplerResult(got.streams, bad, got.duration_s, got.rate)
+
+    monkeypatch.setattr(collect, "run_sampler", overloaded)
+    outcome, err = watch(server, tmp_path, duration="3s")
+    verdict = outcome.report.verdict("monitor-api-latency")
+    assert verdict is not None
+    assert verdict.measurements[0].samples, verdict.summary  # it had latencies to judge
+    assert verdict.status.value == "INCONCLUSIVE", verdict.summary
+    assert "sampler invalid" in verdict.summary
+    assert outcome.report.sampler is not None
+    assert outcome.report.sampler.valid is False
+    assert "injected by the test" in outcome.report.sampler.note
+    lines = [json.loads(x) for x in err.splitlines() if x.startswith("{")]
+    assert lines, err
+    assert all(d["window"]["sampler_valid"] is False for d in lines)

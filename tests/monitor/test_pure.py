@@ -1,5 +1,5 @@
 """Pure monitor logic from tables: durations, stream gaps, trends and leaks, bounded series,
-the adapter to the trigger fold, totals, exit codes and /metrics values."""
+the adapter to the trigger fold, totals and /metrics values (exit codes: test_coverage.py)."""
 
 from __future__ import annotations
 
@@ -11,9 +11,9 @@ import pytest
 from mytrader_ops.monitor.aggregate import Series, Totals
 from mytrader_ops.monitor.promvalues import db_mean_ms, reduce_scrape, sum_samples
 from mytrader_ops.monitor.rules import fold, to_window
-from mytrader_ops.monitor.settings import MonitorUsageError, parse_duration
+from mytrader_ops.monitor.settings import MonitorUsageError, Thresholds, parse_duration
 from mytrader_ops.monitor.triggers import default_triggers
-from mytrader_ops.monitor.verdicts import exit_code_for
+from mytrader_ops.monitor.verdicts import critical_checks
 from mytrader_ops.monitor.windows import (
     PathTally,
     WindowSummary,
@@ -25,6 +25,7 @@ from mytrader_ops.monitor.windows import (
     missing_window,
     to_dict,
 )
+from mytrader_ops.stats import LatencyHistogram
 
 MB = 1024 * 1024
 
@@ -224,18 +225,6 @@ def test_totals_are_bounded_over_a_day_of_windows() -> None:
     assert trend.mean == pytest.approx(0.01)
 
 
-@pytest.mark.parametrize(
-    ("fired", "seen", "code"),
-    [
-        (True, {"a": True}, 1),
-        (False, {"a": True, "b": True}, 0),
-        (False, {"a": True, "b": False}, 3),  # a trigger without evidence is not healthy
-    ],
-)
-def test_exit_codes(fired: bool, seen: dict[str, bool], code: int) -> None:
-    assert exit_code_for(fired, seen) == code
-
-
 METRICS = """# HELP process_resident_memory_bytes Resident memory size in bytes.
 # TYPE process_resident_memory_bytes gauge
 process_resident_memory_bytes 1.2e+08
@@ -260,3 +249,88 @@ def test_metric_values() -> None:
     assert db_mean_ms(None, cur) is None
     assert reduce_scrape("").rss_bytes is None
     assert math.isfinite(cur.cpu_seconds or math.nan)
+
+
+def _sampled(i: int, valid: bool, lag_p95_ms: float = 0.5) -> WindowSummary:
+    return _w(
+        i,
+        sampler_valid=valid,
+        sampler_note="own scheduling lag ..." if valid else "sampler CPU-bound: 95% of one core",
+        sampler_lag_p95_ms=lag_p95_ms,
+        sampler_lag_p99_ms=lag_p95_ms * 2,
+    )
+
+
+def _latency_verdict(windows: list[WindowSummary]) -> tuple[str, str]:
+    totals = Totals(1800.0, 100.0, 0.0)
+    hist = LatencyHistogram()
+    for w in windows:
+        totals.add(w)
+        for _ in range(100):
+            hist.record_ms(5.0)
+    checks = critical_checks(totals.critical, hist, Thresholds(), "30m")
+    verdict = next(v for v in checks if v.check_id == "monitor-api-latency")
+    return verdict.status.value, verdict.summary
+
+
+@pytest.mark.parametrize(
+    ("windows", "status", "says"),
+    [
+        ([_sampled(i, True) for i in range(10)], "PASS", "p95 latency"),
+        # the same latencies, but the sampler was the bottleneck in one window
+        (
+            [_sampled(i, i != 4) for i in range(10)],
+            "INCONCLUSIVE",
+            "sampler invalid (open-model sampler, one window at a time; sampler invalid in 1 of "
+            "10 windows (latest: sampler CPU-bound",
+        ),
+        # valid, but its own delay (30 ms) is more than a quarter of the 100 ms limit
+        ([_sampled(i, True, 30.0 if i == 2 else 0.5) for i in range(10)], "INCONCLUSIVE", "30.00"),
+        # a window that never reported the sampler's health is not a valid sampler
+        ([_w(i) for i in range(10)], "INCONCLUSIVE", "no window reported the sampler"),
+    ],
+)
+def test_the_monitor_reads_its_own_sampler_validity(
+    windows: list[WindowSummary], status: str, says: str
+) -> None:
+    got, summary = _latency_verdict(windows)
+    assert got == status, summary
+    assert says in summary
+
+
+def test_the_report_sampler_reflects_the_windows() -> None:
+    from mytrader_ops.monitor.coverage import CoverageBoard, judge_board
+    from mytrader_ops.monitor.verdicts import build_report
+
+    totals = Totals(1800.0, 100.0, 0.0)
+    for i in range(4):
+        totals.add(_sampled(i, i != 1, lag_p95_ms=3.0 if i == 2 else 0.5))
+    specs = default_triggers()
+    board = CoverageBoard.start([s.id for s in specs], 10.0)
+    report = build_report(
+        watch_id="w",
+        env_name="e",
+        target="http://x",
+        frontend=None,
+        phase="critical",
+        interval_s=10.0,
+        rate=2.0,
+        start_s=100.0,
+        end_s=140.0,
+        deadline_s=140.0,
+        totals=totals,
+        hist_all=LatencyHistogram(),
+        hist_critical=LatencyHistogram(),
+        specs=specs,
+        states=list(fold(specs, []).statuses.values()),
+        evidence=judge_board(specs, board, 0.9),
+        coverage_floor=0.9,
+        thresholds=Thresholds(),
+        exit_code=3,
+        has_credentials=True,
+        ending="deadline",
+    )
+    assert report.sampler is not None
+    assert report.sampler.valid is False
+    assert report.sampler.lag_p99_ms == 6.0
+    assert "sampler invalid in 1 of 4 windows" in report.sampler.note

@@ -162,6 +162,27 @@ def test_monitor_file_problems_name_their_line(tmp_path: Path) -> None:
     assert ":7:" in text  # no consecutive/for bound
 
 
+@pytest.mark.parametrize(
+    ("value", "valid"), [("0.95", True), ("1", True), ("0", False), ("1.5", False)]
+)
+def test_coverage_floor_is_a_share_above_zero(tmp_path: Path, value: str, valid: bool) -> None:
+    f = tmp_path / "m.yaml"
+    f.write_text(f"version: 1\ninterval: 30s\ncoverage_floor: {value}\n")
+    if valid:
+        assert load_monitor_file(f).coverage_floor == float(value)
+        return
+    with pytest.raises(ConfigError) as info:
+        load_monitor_file(f)
+    assert ":3:" in str(info.value)
+    assert "coverage_floor" in str(info.value)
+
+
+def test_coverage_floor_defaults_to_90_percent(tmp_path: Path) -> None:
+    f = tmp_path / "m.yaml"
+    f.write_text("version: 1\n")
+    assert load_monitor_file(f).coverage_floor == 0.90
+
+
 def test_documented_monitor_config_is_valid(tmp_path: Path) -> None:
     import re
 
@@ -173,12 +194,14 @@ def test_documented_monitor_config_is_valid(tmp_path: Path) -> None:
     loaded = load_monitor_file(f)
     assert loaded.triggers is not None
     assert loaded.rollback is not None
+    assert loaded.coverage_floor == 0.90
 
 
 def test_exporter_serves_the_monitor_figures() -> None:
     import urllib.request
 
     from mytrader_ops.monitor.aggregate import Totals
+    from mytrader_ops.monitor.coverage import CoverageBoard, judge_board
     from mytrader_ops.monitor.exporter import Exporter
     from mytrader_ops.monitor.rules import fold
     from mytrader_ops.monitor.triggers import default_triggers
@@ -186,8 +209,12 @@ def test_exporter_serves_the_monitor_figures() -> None:
     exporter = Exporter(0)
     try:
         w = WindowSummary(0, 0.0, 1.0, requests=100, errors=20, p95_ms=250.0)
-        board = fold(default_triggers(), [w])
-        exporter.window(w, list(board.statuses.values()), Totals(1800.0, 100.0, 0.0))
+        specs = default_triggers()
+        board = fold(specs, [w])
+        coverage = CoverageBoard.start([s.id for s in specs], 1.0)
+        coverage = coverage.advance(0, {"error-rate-above-10pct": "breach"})
+        evidence = judge_board(specs, coverage, 0.9)
+        exporter.window(w, list(board.statuses.values()), Totals(1800.0, 100.0, 0.0), evidence)
         url = f"http://127.0.0.1:{exporter.port}/metrics"
         with urllib.request.urlopen(url, timeout=5) as resp:
             text = resp.read().decode()
@@ -196,3 +223,7 @@ def test_exporter_serves_the_monitor_figures() -> None:
     assert "mytrader_monitor_error_rate 0.2" in text
     assert "mytrader_monitor_latency_p95_seconds 0.25" in text
     assert 'mytrader_monitor_trigger_state{trigger="error-rate-above-10pct"} 1.0' in text
+    assert (
+        'mytrader_monitor_trigger_evidence_coverage{trigger="error-rate-above-10pct"} 1.0' in text
+    )
+    assert 'mytrader_monitor_trigger_evidence_coverage{trigger="auth-failing"} 0.0' in text
