@@ -203,8 +203,8 @@ def _artefacts(username: str, password: str, tmp: Path) -> dict[str, str]:
     )
     lines, plain = io.StringIO(), io.StringIO()
     totals = Totals(critical_span_s=1800, p95_limit_ms=100, start_s=0.0)
-    JsonLines("w-1", lines, redactor).window(window, (), totals)
-    PlainLines(plain, redactor).window(window, (), totals)
+    JsonLines("w-1", lines, redactor).window(window, (), totals, ())
+    PlainLines(plain, redactor).window(window, (), totals, ())
     out["monitor-json"] = lines.getvalue()
     out["monitor-plain"] = plain.getvalue()
     return out
