@@ -99,11 +99,15 @@ async def _health(
     report = healthformat.classify(status, "application/health+json", body)
     db: ComponentStatus | None = None
     db_ms: float | None = None
+    # With several database components (primary, replica...) the worst one counts; its
+    # round-trip figure is the slowest one reported.
     for comp in report.components:
         if comp.name.startswith("database") and comp.status in ("pass", "warn", "fail"):
-            db = comp.status
+            if db is None or healthformat.rank(comp.status) > healthformat.rank(db):
+                db = comp.status
             m = _NUMBER.search(comp.observed)
-            db_ms = float(m.group()) if m and comp.status != "fail" else None
+            if m and comp.status != "fail":
+                db_ms = max(db_ms or 0.0, float(m.group()))
     ok = status == 200 and report.status in ("pass", "warn")
     note = "" if ok else f"/health/ready: HTTP {status}, status {report.status}"
     return ok, db, db_ms, note

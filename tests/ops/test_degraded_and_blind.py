@@ -167,3 +167,31 @@ async def test_the_worst_database_component_counts(
     async with context(server.url) as ctx:
         verdict = judge_observation(CheckMeta("d", "t"), await probe_database(ctx, check))
     assert verdict.status is status, verdict.summary
+
+
+@pytest.mark.parametrize(
+    ("first", "second", "worst"),
+    [("pass", "fail", "fail"), ("fail", "pass", "fail"), ("warn", "pass", "warn")],
+)
+async def test_the_monitor_reads_the_worst_database_component(
+    serve: Serve, first: str, second: str, worst: str
+) -> None:
+    """The monitor used to keep whichever database component came last, so a failing
+    primary followed by a healthy replica read as a healthy database."""
+    from mytrader_ops.monitor.collect import CollectSettings, _health
+
+    body = json.dumps(
+        {
+            "status": "pass",
+            "checks": {
+                "database:responseTime": [{"status": first, "observedValue": 2}],
+                "database-replica:responseTime": [{"status": second, "observedValue": 7}],
+            },
+        }
+    )
+    server = serve(answering(200, body, "application/health+json"))
+    async with context(server.url) as ctx:
+        _ok, db, db_ms, _note = await _health(ctx, CollectSettings(interval_s=1, rate=1))
+    assert db == worst
+    if worst != "fail":
+        assert db_ms == 7.0  # the slowest component's round trip
