@@ -250,6 +250,11 @@ class HubLatencyCheck(CheckBase):
         description="Failed invocations (error completions, timeouts, dropped connections) "
         "must stay below this share; default: the suite's error-rate criterion, else 5%.",
     )
+    max_drops: Annotated[int, Field(ge=0, le=1000)] = Field(
+        default=0,
+        description="Connections the target may close or lose while sampling; a healthy hub "
+        "keeps a client's connection for the whole run.",
+    )
 
 
 class ConnectionSuccessCheck(CheckBase):

@@ -55,7 +55,7 @@ from mytrader_ops.validate.evaluate import (
 )
 from mytrader_ops.validate.plan import RunPlan
 from mytrader_ops.validate.sequential import Criterion, Schedule, make_schedule, streams_to_stop
-from mytrader_ops.verdict import Status, Verdict
+from mytrader_ops.verdict import Measurement, Status, Verdict
 
 CONNECT_SPACING_S = 0.02
 CONTROL_TICK_S = 0.2
@@ -143,6 +143,8 @@ def _deciders(
 
             def hub_decided(c: HubLatencyCheck = c, limit: float = limit) -> bool:
                 r = streams.hubs[c.id][1]
+                if r.drops.total() > c.max_drops:
+                    return True  # the target dropped the connection: decided, a failure
                 errors = share_vs_limit(r.errors, r.completed, limit)
                 if errors == "above":
                     return True  # failing invocations decide it, whatever the latency
@@ -226,7 +228,8 @@ def judge_hub_stream(
     """Failed invocations and dropped connections against their limit, then the latency.
 
     A hub that accepts, answers a few invocations and then drops every connection fails here:
-    its failures are counted, never left out as "too few samples".
+    its failures are counted, never left out as "too few samples", and a connection the target
+    closed or lost while sampling (beyond `max_drops`, default none) is a failure in itself.
     """
     name = f"{c.path} {c.invoke.target}"
     drops = "; ".join(f"{n} x {how}" for how, n in r.drops.most_common(5)) or "none"
@@ -257,6 +260,18 @@ def judge_hub_stream(
         c.max_ms,
         c.min_samples,
     )
+    dropped = r.drops.total()
+    m_drops = Measurement("connections dropped by the target", dropped, "", c.max_drops, "<=")
+    measurements = (*latency.measurements, *failures.measurements, m_drops)
+    evidence = (counts, *latency.evidence, *kinds)
+    if dropped > c.max_drops:
+        return make_verdict(
+            meta,
+            Status.FAIL,
+            f"{counts}: {m_drops.describe()}; {failures.measurements[0].describe()}",
+            measurements=measurements,
+            evidence=evidence,
+        )
     worst = max((failures, latency), key=lambda v: _RANK.get(v.status, 0))
     summary = worst.summary
     if worst is failures and failures.status is not Status.PASS:
@@ -265,8 +280,8 @@ def judge_hub_stream(
         meta,
         worst.status,
         summary,
-        measurements=(*latency.measurements, *failures.measurements),
-        evidence=(counts, *latency.evidence, *kinds),
+        measurements=measurements,
+        evidence=evidence,
         undemonstrated=worst.undemonstrated,
     )
 

@@ -7,10 +7,12 @@ unknown method with the .NET error string.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import socket
 import threading
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 import uvicorn
@@ -26,6 +28,7 @@ from mytrader_ops.probes.hub import probe_hub
 from mytrader_ops.redaction import Redactor
 from mytrader_ops.validate.evaluate import CheckMeta, judge_observation
 from mytrader_ops.verdict import Status
+from tests.ops.conftest import run_cli
 
 RS = "\x1e"
 
@@ -78,12 +81,37 @@ async def hub(ws: WebSocket) -> None:
         return
 
 
+async def dropping_hub(ws: WebSocket) -> None:
+    """Accepts, answers invocations for a second, then drops the connection with 1011."""
+    await ws.accept()
+    await ws.receive_text()  # handshake
+    await ws.send_text("{}" + RS)
+    loop = asyncio.get_running_loop()
+    until = loop.time() + 1.0
+    try:
+        while (left := until - loop.time()) > 0:
+            try:
+                text = await asyncio.wait_for(ws.receive_text(), timeout=left)
+            except TimeoutError:
+                break
+            for record in text.split(RS):
+                if record and json.loads(record).get("type") == 1:
+                    inv = json.loads(record)["invocationId"]
+                    done = {"type": 3, "invocationId": inv, "result": None}
+                    await ws.send_text(json.dumps(done) + RS)
+        await ws.close(code=1011, reason="backend exploded")
+    except WebSocketDisconnect:
+        return
+
+
 @pytest.fixture(scope="module")
 def aspnet_like_hub() -> Iterator[str]:
     app = Starlette(
         routes=[
             Route("/hubs/x/negotiate", negotiate, methods=["POST"]),
             WebSocketRoute("/hubs/x", hub),
+            Route("/hubs/drop/negotiate", negotiate, methods=["POST"]),
+            WebSocketRoute("/hubs/drop", dropping_hub),
         ]
     )
     sock = socket.socket()
@@ -157,3 +185,43 @@ async def test_keep_alive_ping_is_observed(aspnet_like_hub: str) -> None:
     steps = {s.name: s for s in obs.steps}
     assert steps["keep-alive ping"].outcome == "ok"
     assert judge_observation(CheckMeta("h", "t"), obs).status is Status.PASS
+
+
+DROPPING = """version: 1
+checks:
+  - id: hub-latency
+    title: Hub invoke round trip
+    kind: hub-latency
+    path: /hubs/drop
+    invoke: {target: Subscribe, arguments: [[AAPL]]}
+    rate: 25
+    max_ms: 1000
+"""
+
+
+@pytest.mark.slow
+def test_a_hub_that_drops_every_connection_mid_run_is_a_failure(
+    aspnet_like_hub: str, tmp_path: Path
+) -> None:
+    """Issue 9.2: the hub answers for a second, then closes 1011, on every connection. This
+    used to be INCONCLUSIVE ("19 samples, 59 needed"): failed invocations and dropped
+    connections were not counted. It is the target's doing, so it is a FAIL that says so."""
+    cfg = tmp_path / "drop.yaml"
+    cfg.write_text(DROPPING)
+    res = run_cli(
+        "validate", "--config", str(cfg), "--target", aspnet_like_hub, "--duration", "4",
+        "--report-dir", str(tmp_path / "r"), "--no-store", "--no-color",
+    )  # fmt: skip
+    doc = json.loads((tmp_path / "r" / "report.json").read_text())
+    assert (res.code, doc["decision"]) == (1, "NO-GO"), res.stdout + res.stderr
+    (v,) = doc["verdicts"]
+    assert v["status"] == "FAIL"
+    summary = v["summary"]
+    for fact in ("invocations sent", "completed", "failed", "connections dropped", "close 1011"):
+        assert fact in summary, summary
+    assert "backend exploded" in summary
+    failures = next(m for m in v["measurements"] if m["name"].startswith("invocation failures"))
+    assert failures["value"] > failures["threshold"] == 0.05
+    (stream,) = doc["streams"]
+    assert stream["errors"] > 0
+    assert stream["responses"] + stream["errors"] <= stream["scheduled"]
