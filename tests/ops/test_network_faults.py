@@ -3,12 +3,13 @@
 A fault proxy (tests/support/faultproxy.py) sits in front of a real MyTrader server and damages
 what the server sends: 1.5 s of latency, a 256 bytes/s trickle, resets or truncation on 30% of
 the chunks. Through the proxy with no fault the verdict is GO (the control: the proxy alone
-changes nothing); with each fault it is NO-GO or INCONCLUSIVE, names what failed, and ends on
-time.
+changes nothing); with each fault it is NO-GO, names what failed (a measured value, or what the
+transport saw, never only an exception's name), and ends on time.
 """
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -58,9 +59,12 @@ def test_network_fault_is_never_go(
         assert (code, doc["decision"]) == (0, "GO"), bad
         return
     assert proxy.faults > 0
-    assert code in (1, 3), out
-    assert doc["decision"] in ("NO-GO", "INCONCLUSIVE")
-    assert bad, "a fault that changed the decision must show in a check"
-    for summary in map(str, bad.values()):  # each says what happened, not only a class name
-        assert summary
+    # Every fault here damages what the target sends (late, slow, reset or cut short), so a
+    # critical check sees it fail: NO-GO, never the softer INCONCLUSIVE.
+    assert (code, doc["decision"]) == (1, "NO-GO"), out
+    failed = {k: str(v["summary"]) for k, v in found.items() if v["status"] == "FAIL"}
+    assert failed, bad
+    for summary in failed.values():  # each says what happened, not only an exception's name
+        tail = summary.rsplit(": ", 1)[-1]
+        assert not re.fullmatch(r"\w+", tail), summary
         assert "ReadError: ReadError" not in summary, summary
