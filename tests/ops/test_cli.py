@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -156,3 +157,37 @@ def test_quiet_no_color_against_a_down_target(tmp_path: Path) -> None:
     assert lines[0].startswith("NO-GO run ")
     assert any("FAIL: backend-live:" in line for line in lines)
     assert "\x1b[" not in res.stdout
+
+
+@pytest.mark.slow
+def test_an_interrupted_validate_is_no_verdict_exit_3(tmp_path: Path) -> None:
+    """Ctrl-C while sampling: no decision is printed or stored, and the exit code is
+    INCONCLUSIVE's (3), never GO's."""
+    import signal
+    import socket
+    import time
+
+    from tests.support.live import scaled
+
+    with socket.socket() as silent:  # accepts connections (backlog), never answers
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(64)
+        url = f"http://127.0.0.1:{silent.getsockname()[1]}"
+        env = {k: v for k, v in os.environ.items() if not k.startswith("MYTRADER_")}
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "mytrader_ops", "validate", "--target", url, "--no-color",
+             "--store", str(tmp_path / "runs.db")],
+            env={**env, "PYTHONPATH": str(REPO)},
+            cwd=REPO,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )  # fmt: skip
+        time.sleep(scaled(3))
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=scaled(30))
+    assert proc.returncode == 3, out + err
+    assert "interrupted: no verdict" in err
+    assert "Traceback" not in err
+    assert not any(line.startswith(("GO", "NO-GO")) for line in out.splitlines())
+    assert not (tmp_path / "runs.db").exists()
