@@ -24,7 +24,12 @@ from dataclasses import dataclass, field
 from mytrader_ops.config import HubLatencyCheck
 from mytrader_ops.probes.context import ProbeContext, describe_error
 from mytrader_ops.probes.hubsession import HubAuth, HubError, HubSession
-from mytrader_ops.probes.sampler import SamplerHealth, SamplingControl, judge_sampler
+from mytrader_ops.probes.sampler import (
+    SamplerHealth,
+    SamplingControl,
+    cancel_all,
+    judge_sampler,
+)
 from mytrader_ops.stats import LatencyHistogram
 
 RECONNECT_EVERY_S = 1.0
@@ -190,11 +195,7 @@ async def sample_hub_latency(
         if tasks:
             await asyncio.wait(set(tasks), timeout=check.timeout_s + 1)
     finally:
-        for task in list(tasks):
-            task.cancel()
-        for task in list(tasks):
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await cancel_all(tasks)
         if link.session is not None and not link.session.is_open:
             link.usable(result)  # record a drop seen only at the end
         await link.close()

@@ -237,6 +237,15 @@ async def _one(
         pool.slots.release()
 
 
+async def cancel_all(tasks: set[asyncio.Task[None]]) -> None:
+    """Cancel the sends still in flight when sampling ends, and wait for each to unwind."""
+    for task in list(tasks):
+        task.cancel()
+    for task in list(tasks):
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+
 def _loop_time(perf_deadline: float) -> float:
     """Convert a perf_counter deadline to the running loop's clock."""
     return asyncio.get_running_loop().time() + (perf_deadline - time.perf_counter())
@@ -320,11 +329,7 @@ async def run_sampler(
         if tasks:
             await asyncio.wait(set(tasks), timeout=request_timeout_s + 1)
     finally:
-        for task in list(tasks):
-            task.cancel()
-        for task in list(tasks):
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await cancel_all(tasks)
         sweeper.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await sweeper
