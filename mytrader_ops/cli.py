@@ -79,6 +79,13 @@ def validate(
             help="Budget for sampling a marginal criterion longer (default 3x --duration).",
         ),
     ] = None,
+    baseline: Annotated[
+        str | None,
+        typer.Option(
+            "--baseline",
+            help="Also judge every sampled stream against a stored run: latest-go or a run id.",
+        ),
+    ] = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Print only the decision.")] = False,
     no_color: Annotated[bool, typer.Option("--no-color", help="No ANSI colours.")] = False,
     store: Annotated[
@@ -115,6 +122,17 @@ def validate(
         )
     except OpsError as exc:
         _fail(redactor.redact(str(exc)), exc.exit_code)
+    base_run = None
+    if baseline is not None:
+        runs = RunStore(_store_path(store))
+        try:
+            base_run = (
+                runs.latest_go(plan.env_name, plan.environment.backend)
+                if baseline == "latest-go"
+                else runs.load(baseline)
+            )
+        except OpsError as exc:
+            _fail(redactor.redact(str(exc)), 2)
     console = make_console(no_color or "NO_COLOR" in os.environ)
     if not quiet:
         console.print(
@@ -127,7 +145,9 @@ def validate(
             markup=False,
         )
     try:
-        report = asyncio.run(execute(plan, redactor, Progress(console, redactor, quiet)))
+        report = asyncio.run(
+            execute(plan, redactor, Progress(console, redactor, quiet), baseline=base_run)
+        )
     except KeyboardInterrupt:
         _fail("interrupted: no verdict", 3)
     render(report, console, redactor, quiet)
@@ -151,8 +171,17 @@ def report(
     report_dir: Annotated[Path | None, typer.Option("--report-dir", file_okay=False)] = None,
     store: Annotated[Path | None, typer.Option("--store", dir_okay=False)] = None,
     no_color: Annotated[bool, typer.Option("--no-color")] = False,
+    fmt: Annotated[
+        str,
+        typer.Option("--format", help="diff only: text, or markdown for a pull-request comment."),
+    ] = "text",
 ) -> None:
-    """Re-render a stored run (`report RUN`) or compare two (`report diff A B`)."""
+    """Re-render a stored run (`report RUN`) or compare two (`report diff A B`).
+
+    `report diff A B` judges B against A (every shared stream: Mann-Whitney U and
+    Kolmogorov-Smirnov, Holm-corrected; p95 may grow 20%) and exits 0 no regression,
+    1 regression, 3 inconclusive.
+    """
     from mytrader_ops.errors import OpsError
     from mytrader_ops.redaction import Redactor
     from mytrader_ops.report.diff import diff_reports
@@ -165,9 +194,18 @@ def report(
     try:
         if args and args[0] == "diff":
             if len(args) != 3:
-                _fail("usage: mytrader-ops report diff RUN_A RUN_B")
-            typer.echo(diff_reports(runs.load(args[1]), runs.load(args[2])), nl=False)
-            return
+                _fail("usage: mytrader-ops report diff RUN_A RUN_B [--format markdown]")
+            if fmt not in ("text", "markdown"):
+                _fail(f"--format must be text or markdown, got {fmt!r}")
+            from mytrader_ops.report.diff import regression_section
+            from mytrader_ops.validate.baseline import diff_exit_code, judge_runs
+
+            run_a, run_b = runs.load(args[1]), runs.load(args[2])
+            rows = judge_runs(run_a, run_b)
+            judged = [(name, j.status, j.summary) for name, j in rows]
+            text = diff_reports(run_a, run_b) + regression_section(judged, fmt == "markdown")
+            typer.echo(redactor.redact(text), nl=False)
+            raise typer.Exit(diff_exit_code(rows))
         if len(args) != 1:
             _fail("usage: mytrader-ops report RUN  |  mytrader-ops report diff RUN_A RUN_B")
         stored = runs.load(args[0])

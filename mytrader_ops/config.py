@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, model_validator
 
 from mytrader_ops.errors import ConfigError, ConfigProblem
 from mytrader_ops.redaction import Secret
@@ -27,6 +27,19 @@ from mytrader_ops.yamlsafe import (
 )
 
 CheckId = Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9-]{0,62}$")]
+
+
+def _share(value: object) -> object:
+    """`20%` -> 0.2; a number stays as it is (a share: 0.2)."""
+    if isinstance(value, str) and value.strip().endswith("%"):
+        try:
+            return float(value.strip()[:-1]) / 100
+        except ValueError:
+            raise ValueError(f"{value!r} is not a percentage like 20%") from None
+    return value
+
+
+Share = Annotated[float, BeforeValidator(_share), Field(gt=0, le=10)]
 UrlPath = Annotated[str, Field(pattern=r"^/[^\s]*$", max_length=2048)]
 HttpUrl = Annotated[str, Field(pattern=r"^(?i:https?)://[^\s/@]+(?::[0-9]+)?(?:/[^\s]*)?$")]
 Timeout = Annotated[float, Field(gt=0, le=120)]
@@ -223,6 +236,11 @@ class LatencyCheck(CheckBase):
     percentile: Annotated[float, Field(gt=0, lt=100)] = 95.0
     max_ms: Annotated[float, Field(gt=0)]
     min_samples: Annotated[int, Field(ge=1)] | None = None
+    max_regression: Share | None = Field(
+        default=None,
+        description="Against a baseline: how much the percentile may grow (20% or 0.2) before "
+        "a significant shift fails; default 20% when a baseline is given.",
+    )
 
 
 class ErrorRateCheck(CheckBase):
@@ -231,6 +249,11 @@ class ErrorRateCheck(CheckBase):
     kind: Literal["error-rate"]
     max_rate: Annotated[float, Field(gt=0, lt=1)] = 0.05
     min_samples: Annotated[int, Field(ge=1)] = 100
+    max_error_rate_increase: Share | None = Field(
+        default=None,
+        description="Against a baseline: how much the error share may rise (1% or 0.01) "
+        "before a significant increase fails; not compared when unset.",
+    )
 
 
 class HubLatencyCheck(CheckBase):
@@ -249,6 +272,11 @@ class HubLatencyCheck(CheckBase):
         default=None,
         description="Failed invocations (error completions, timeouts, dropped connections) "
         "must stay below this share; default: the suite's error-rate criterion, else 5%.",
+    )
+    max_regression: Share | None = Field(
+        default=None,
+        description="Against a baseline: how much the percentile may grow (20% or 0.2) before "
+        "a significant shift fails; default 20% when a baseline is given.",
     )
     max_drops: Annotated[int, Field(ge=0, le=1000)] = Field(
         default=0,

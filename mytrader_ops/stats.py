@@ -163,6 +163,17 @@ class LatencyHistogram:
                 above += item.count_at_value_iterated_to
         return above
 
+    def values_and_counts(self) -> tuple[list[float], list[int]]:
+        """Every recorded bucket: its value in ms (the bucket's highest equivalent value, the
+        one percentiles report) and how many samples it holds, in increasing order."""
+        values: list[float] = []
+        counts: list[int] = []
+        for item in self._h.get_recorded_iterator():
+            top = self._h.get_highest_equivalent_value(item.value_iterated_to)
+            values.append(float(top) / _US_PER_MS)
+            counts.append(int(item.count_at_value_iterated_to))
+        return values, counts
+
     def value_at_rank_ms(self, rank: int) -> float:
         """The rank-th smallest sample (1-based), to the histogram's precision."""
         if not 1 <= rank <= self.count:

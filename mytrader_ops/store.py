@@ -77,6 +77,23 @@ class RunStore:
         except (ValueError, KeyError, TypeError) as exc:
             raise StoreError(f"stored run {run_id!r} is unreadable: {exc}") from None
 
+    def latest_go(self, env_name: str, backend: str) -> RunReport:
+        """The newest run of this environment and backend that was GO (known issues or not)."""
+        with closing(self._connect()) as conn:
+            rows = conn.execute(
+                "SELECT document FROM runs WHERE env_name = ? AND backend = ? "
+                "AND decision IN ('GO', 'GO WITH KNOWN ISSUES') ORDER BY started_at DESC LIMIT 1",
+                (env_name, backend),
+            ).fetchall()
+        if not rows:
+            raise StoreError(
+                f"no GO run of {env_name!r} ({backend}) in {self.path} to use as the baseline"
+            )
+        try:
+            return from_json(json.loads(rows[0][0]))
+        except (ValueError, KeyError, TypeError) as exc:
+            raise StoreError(f"the latest GO run is unreadable: {exc}") from None
+
     def list(self, limit: int = 20) -> list[tuple[str, str, str, str]]:
         with closing(self._connect()) as conn:
             return [

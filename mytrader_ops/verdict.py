@@ -68,6 +68,8 @@ def _fmt(value: float, unit: str) -> str:
         return f"{value:.2f} ms" if value < 100 else f"{value:.0f} ms"
     if unit == "":
         return f"{value:g}"
+    if unit == "x":  # a ratio
+        return f"{value:.2f}x"
     return f"{value:g} {unit}"
 
 

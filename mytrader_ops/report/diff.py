@@ -1,8 +1,28 @@
-"""Pure comparison of two runs, check by check: status changes and measured-value changes."""
+"""Pure comparison of two runs, check by check: status changes and measured-value changes,
+then the regression judge's rows (computed by validate's baseline judge, rendered here)."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from mytrader_ops.report.model import RunReport
+from mytrader_ops.verdict import Status
+
+JudgedRow = tuple[str, Status, str]  # stream, status, summary
+
+
+def regression_section(rows: Sequence[JudgedRow], markdown: bool) -> str:
+    """The judge's verdict per stream: a table for a pull-request comment, or plain lines."""
+    if markdown:
+        lines = ["", "### Regression judge (B against A)", "", "| stream | verdict | evidence |"]
+        lines.append("|---|---|---|")
+        for name, status, summary in rows:
+            cell = summary.replace("|", "\\|")
+            lines.append(f"| `{name}` | **{status.value}** | {cell} |")
+    else:
+        lines = ["", "Regression judge (B against A):"]
+        lines += [f"  {status.value:<12} {name}: {summary}" for name, status, summary in rows]
+    return "\n".join(lines) + "\n"
 
 
 def diff_reports(a: RunReport, b: RunReport) -> str:

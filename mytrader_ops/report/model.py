@@ -32,6 +32,7 @@ _STRUCTURE = frozenset(
         "started_at",
         "finished_at",
         "expires",
+        "histogram",
     }
 )
 _FREE_KEYS = frozenset({"error_kinds"})  # error messages counted by kind: the keys are text
@@ -51,6 +52,16 @@ class LatencyStream:
     summary: LatencySummary
     error_kinds: dict[str, int]
     stop_reason: str = ""  # why sampling of this stream ended (sequential sampling)
+    histogram: str = ""  # the latency distribution, HDR-encoded, for later comparisons
+
+
+@dataclass(frozen=True, slots=True)
+class BaselineInfo:
+    """What this run was compared with: a stored run, or a deployment sampled beside it."""
+
+    source: str  # "run 2026...-abc123" or "https://stable.example (sampled alongside)"
+    run_id: str | None
+    streams: tuple[LatencyStream, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,6 +99,7 @@ class RunReport:
     rollback_triggers: tuple[dict[str, str], ...] = ()
     monitoring: tuple[dict[str, str], ...] = ()
     sources: tuple[str, ...] = ()
+    baseline: BaselineInfo | None = None
     schema: str = SCHEMA
 
     def in_scope(self) -> list[Verdict]:
@@ -228,16 +240,26 @@ def from_json(doc: dict[str, Any]) -> RunReport:
         decision=Decision(doc["decision"]),
         exit_code=doc["exit_code"],
         verdicts=tuple(_verdict(v) for v in doc["verdicts"]),
-        streams=tuple(
-            LatencyStream(**{**s, "summary": _summary(s["summary"])})
-            for s in doc.get("streams", [])
-        ),
+        streams=tuple(_stream(s) for s in doc.get("streams", [])),
         sampler=_sampler(sampler) if sampler else None,
         known_issues=tuple(doc.get("known_issues", [])),
         sign_offs=tuple(doc.get("sign_offs", [])),
         rollback_triggers=tuple(doc.get("rollback_triggers", [])),
         monitoring=tuple(doc.get("monitoring", [])),
         sources=tuple(doc.get("sources", [])),
+        baseline=_baseline(doc["baseline"]) if doc.get("baseline") else None,
+    )
+
+
+def _stream(doc: dict[str, Any]) -> LatencyStream:
+    return LatencyStream(**{**doc, "summary": _summary(doc["summary"])})
+
+
+def _baseline(doc: dict[str, Any]) -> BaselineInfo:
+    return BaselineInfo(
+        source=str(doc["source"]),
+        run_id=doc.get("run_id"),
+        streams=tuple(_stream(s) for s in doc.get("streams", [])),
     )
 
 

@@ -30,7 +30,7 @@ from mytrader_ops.observation import Observation, utc_now
 from mytrader_ops.probes import auth, database, frontend, http, hub, websocket
 from mytrader_ops.probes.context import ProbeContext, open_context
 from mytrader_ops.redaction import Redactor
-from mytrader_ops.report.model import LatencyStream, RunReport, redact_report
+from mytrader_ops.report.model import BaselineInfo, LatencyStream, RunReport, redact_report
 from mytrader_ops.validate.decision import (
     KnownIssueRule,
     apply_known_issues,
@@ -112,8 +112,10 @@ async def execute(
     redactor: Redactor,
     progress: Progress | None = None,
     today: dt.date | None = None,
+    baseline: RunReport | None = None,
 ) -> RunReport:
-    """Run every check of the plan; never raises for an unhealthy target."""
+    """Run every check of the plan; never raises for an unhealthy target. With `baseline`
+    (a stored run), every sampled stream is also judged against the same stream of it."""
     note = progress or (lambda _c, _m: None)
     env = plan.environment
     creds = env.credentials
@@ -161,6 +163,13 @@ async def execute(
         else results[c.id]
         for c in plan.checks
     ]
+    baseline_info = None
+    if baseline is not None:
+        from mytrader_ops.validate.baseline import apply_baseline  # scipy: only when comparing
+
+        label = f"baseline run {baseline.run_id}"
+        ordered = apply_baseline(ordered, plan.checks, streams, baseline.streams, "this run", label)
+        baseline_info = BaselineInfo(label, baseline.run_id, baseline.streams)
     rules = [
         KnownIssueRule(k.check, k.ticket, k.mitigation, k.expires, tuple(k.waives), k.match)
         for k in plan.known_issues
@@ -204,5 +213,6 @@ async def execute(
             for m in plan.monitoring
         ),
         sources=plan.sources,
+        baseline=baseline_info,
     )
     return redact_report(report, redactor)

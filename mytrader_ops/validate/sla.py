@@ -195,7 +195,7 @@ def _http_stream(r: StreamResult, stop: str) -> LatencyStream:
     summary = r.histogram.summary()
     return LatencyStream(
         r.path, "http", r.scheduled, r.responses, r.errors, r.late, r.dropped, summary,
-        _top(dict(r.error_kinds)), stop,
+        _top(dict(r.error_kinds)), stop, r.histogram.encode(),
     )  # fmt: skip
 
 
@@ -203,8 +203,9 @@ def _hub_stream(name: str, r: HubLatencyResult, stop: str) -> LatencyStream:
     kinds = dict(r.error_kinds) | {f"dropped: {k}": v for k, v in r.drops.items()}
     summary = r.histogram.summary()
     return LatencyStream(
-        name, "hub", r.scheduled, r.completions, r.errors, r.late, 0, summary, _top(kinds), stop
-    )
+        name, "hub", r.scheduled, r.completions, r.errors, r.late, 0, summary, _top(kinds), stop,
+        r.histogram.encode(),
+    )  # fmt: skip
 
 
 def _no_response_verdict(meta: CheckMeta, name: str, errors: int, kinds: dict[str, int]) -> Verdict:

@@ -171,6 +171,41 @@ def test_latency_fault_is_no_go_naming_value_and_threshold(
     assert "api-latency" in out
 
 
+def test_a_release_twice_as_slow_is_no_go_against_its_baseline_and_go_without(
+    clean: LiveServer, tmp_path: Path
+) -> None:
+    """Issue 11: a fixed threshold (1000 ms here) misses a release twice as slow as the one
+    before it; the baseline judge does not. The stored GO run is the baseline (latest-go)."""
+    code, before, out = validate(clean.url, tmp_path)
+    assert (code, before["decision"]) == (0, "GO"), out
+    api = next(s for s in before["streams"] if s["name"] == "/api/symbols")
+    extra_ms = max(5, round(api["summary"]["p95_ms"]))  # the p95 again: at least 2x
+    clean.set_faults(latency_ms={"/api/symbols": extra_ms})
+    code, against, out = validate(clean.url, tmp_path, "--baseline", "latest-go")
+    assert (code, against["decision"]) == (1, "NO-GO"), out
+    assert against["baseline"]["run_id"] == before["run_id"]
+    verdict = verdicts(against)["api-latency"]
+    assert verdict["status"] == "FAIL"
+    assert str(verdict["summary"]).startswith("regression: p95 ")
+    ratio = next(m for m in verdict["measurements"] if m["name"].startswith("p95 vs baseline"))
+    assert ratio["value"] >= 1.8
+    assert ratio["threshold"] == pytest.approx(1.2)
+    code, alone, out = validate(clean.url, tmp_path)
+    assert (code, alone["decision"]) == (0, "GO"), out  # under the fixed threshold
+    assert alone["baseline"] is None
+    # `report diff` gets the same judge and an exit code, in markdown for a PR comment
+    store = str(tmp_path / "runs.db")
+    diff = run_cli(
+        "report", "diff", before["run_id"], alone["run_id"], "--store", store,
+        "--format", "markdown",
+    )  # fmt: skip
+    assert diff.code == 1, diff.stdout + diff.stderr
+    assert "### Regression judge (B against A)" in diff.stdout
+    assert "| `/api/symbols` | **FAIL** | regression: p95 " in diff.stdout
+    same = run_cli("report", "diff", before["run_id"], before["run_id"], "--store", store)
+    assert same.code == 0, same.stdout
+
+
 def test_error_fault_is_no_go(clean: LiveServer, tmp_path: Path) -> None:
     clean.set_faults(error_rate={"/api/symbols": 0.5}, error_status=500)
     code, doc, _ = validate(clean.url, tmp_path)
@@ -313,7 +348,7 @@ def test_stored_runs_rerender_and_diff(clean: LiveServer, tmp_path: Path) -> Non
     assert again.code == 0, again.stderr
     assert json.loads((tmp_path / "again" / "report.json").read_text()) == doc_a
     diff = run_cli("report", "diff", str(doc_a["run_id"]), str(doc_b["run_id"]), "--store", store)
-    assert diff.code == 0
+    assert diff.code == 3, diff.stderr  # the smoke suite samples nothing: nothing to judge
     assert "GO -> NO-GO" in diff.stdout
     assert "`hub-market-data` **changed** | PASS | FAIL" in diff.stdout
 

@@ -1,4 +1,4 @@
-"""Redaction masks values, never rendered text: for any username and password, every artefact
+r"""Redaction masks values, never rendered text: for any username and password, every artefact
 is well formed and holds no form of the password (issue 9, item 1).
 
 The old redactor rewrote the serialised JSON and treated the username as a secret, so an
@@ -10,9 +10,10 @@ Python-, HTML-escaped, percent-encoded), and the username where it belongs (evid
 summaries); the artefacts are then checked for structure and for the password.
 
 The absence check skips a form only where the same form is already part of the artefact
-rendered for an unrelated password: a password such as `PASS` or `check_id` is also the
-report's own vocabulary (a status, a key), which no redactor can remove without breaking the
-document. Every other occurrence is a leak.
+rendered for the same username and an unrelated password: a password such as `PASS` or
+`check_id` is also the report's own vocabulary (a status, a key), and `mytrader\` appears by
+itself in the JSON text of the username `mytrader` followed by a quote; no redactor can remove
+either without breaking the document. Every other occurrence is a leak.
 """
 
 from __future__ import annotations
@@ -218,6 +219,8 @@ def test_every_artefact_is_well_formed_and_holds_no_form_of_the_password(
     with tempfile.TemporaryDirectory() as a, tempfile.TemporaryDirectory() as b:
         got = _artefacts(username, password, Path(a))
         baseline = _artefacts(NEUTRAL_USER, NEUTRAL_PASSWORD, Path(b))
+    with tempfile.TemporaryDirectory() as c:
+        same_user = _artefacts(username, NEUTRAL_PASSWORD, Path(c))
 
     # Well formed, with the same structure as a run with a plain username and password.
     doc = json.loads(got["report.json"])
@@ -247,6 +250,6 @@ def test_every_artefact_is_well_formed_and_holds_no_form_of_the_password(
     # No form of the password anywhere, except where it is the report's own vocabulary.
     for name, text in got.items():
         for form in escaped_forms(password):
-            if len(form) < MIN_SECRET_LEN or form in baseline[name]:
+            if len(form) < MIN_SECRET_LEN or form in same_user[name]:
                 continue
             assert form not in text, f"{name} holds {form!r}"
