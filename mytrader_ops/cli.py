@@ -86,6 +86,14 @@ def validate(
             help="Also judge every sampled stream against a stored run: latest-go or a run id.",
         ),
     ] = None,
+    compare_to: Annotated[
+        str | None,
+        typer.Option(
+            "--compare-to",
+            help="Also sample this deployment (e.g. the stable fleet) on the same schedule, "
+            "interleaved, and judge every stream against it.",
+        ),
+    ] = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Print only the decision.")] = False,
     no_color: Annotated[bool, typer.Option("--no-color", help="No ANSI colours.")] = False,
     store: Annotated[
@@ -105,7 +113,7 @@ def validate(
     from mytrader_ops.report.files import write_reports
     from mytrader_ops.report.terminal import Progress, make_console, render
     from mytrader_ops.store import RunStore
-    from mytrader_ops.validate.plan import build_plan
+    from mytrader_ops.validate.plan import UsageError, build_plan
     from mytrader_ops.validate.runner import execute
 
     redactor = Redactor()
@@ -119,7 +127,10 @@ def validate(
             rate=rate,
             until_decisive=until_decisive or None,
             max_duration_s=max_duration,
+            compare_to=compare_to,
         )
+        if baseline is not None and compare_to is not None:
+            raise UsageError("give --baseline or --compare-to, not both")
     except OpsError as exc:
         _fail(redactor.redact(str(exc)), exc.exit_code)
     base_run = None

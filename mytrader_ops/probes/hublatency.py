@@ -117,6 +117,7 @@ async def sample_hub_latency(
     *,
     control: SamplingControl | None = None,
     result: HubLatencyResult | None = None,
+    start_offset_s: float = 0.0,
 ) -> HubLatencyResult:
     """Invoke at `check.rate` for `duration_s` (or until `control` ends it). Pass `result`
     to watch it fill while it runs."""
@@ -142,7 +143,7 @@ async def sample_hub_latency(
         return result
     tasks: set[asyncio.Task[None]] = set()
     cpu0, wall0 = time.process_time(), time.perf_counter()
-    t0 = wall0 + 0.05
+    t0 = wall0 + 0.05 + start_offset_s  # an offset interleaves two samplers' schedules
     control = control or SamplingControl()
     control.started_at = t0
     if math.isinf(control.end_at):

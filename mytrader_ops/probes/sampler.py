@@ -263,6 +263,7 @@ async def run_sampler(
     ssl_context: ssl.SSLContext | None = None,
     lag_limit_ms: float = 1000.0,
     control: SamplingControl | None = None,
+    start_offset_s: float = 0.0,
 ) -> SamplerResult:
     """Sample every stream at `rate` per second for `duration_s` (or until `control` ends it);
     never raises for the target."""
@@ -275,7 +276,7 @@ async def run_sampler(
     pools = {s.path: _Pool(origin, ssl_context, max_connections) for s in streams}
     tasks: set[asyncio.Task[None]] = set()
     cpu0, wall0 = time.process_time(), time.perf_counter()
-    t0 = wall0 + 0.05
+    t0 = wall0 + 0.05 + start_offset_s  # an offset interleaves two samplers' schedules
     control = control or SamplingControl()
     control.live, control.started_at = results, t0
     if math.isinf(control.end_at):

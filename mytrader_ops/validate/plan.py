@@ -53,6 +53,7 @@ class RunPlan:
     rollback_triggers: tuple[RollbackTrigger, ...]
     monitoring: tuple[MonitoringItem, ...]
     sources: tuple[str, ...]
+    compare_to: str | None = None  # another deployment sampled alongside, as the baseline
 
     @property
     def components(self) -> frozenset[str]:
@@ -112,6 +113,7 @@ def build_plan(
     rate: float | None,
     until_decisive: bool | None = None,
     max_duration_s: float | None = None,
+    compare_to: str | None = None,
 ) -> RunPlan:
     sources: list[str] = []
     if config_file is None:
@@ -186,4 +188,5 @@ def build_plan(
         rollback_triggers=tuple(config.rollback_triggers),
         monitoring=tuple(config.monitoring),
         sources=tuple(sources),
+        compare_to=_check_url("--compare-to", compare_to) if compare_to is not None else None,
     )

@@ -7,6 +7,7 @@ hanging or dripping target ends as a verdict within `duration + timeouts`, never
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import datetime as dt
 import time
 import uuid
@@ -148,15 +149,32 @@ async def execute(
         await asyncio.gather(*(one(c) for c in in_scope if c.kind not in SLA_KINDS))
         sla_checks = [c for c in in_scope if c.kind in SLA_KINDS]
         streams: list[LatencyStream] = []
+        compared: list[LatencyStream] = []
         sampler_info = None
         if sla_checks:
             for c in sla_checks:
                 note(c.id, f"sampling for {plan.sampler.duration_s:g} s")
-            outcome = await run_sla_phase(ctx, plan, sla_checks)
+            async with contextlib.AsyncExitStack() as stack:
+                other = None
+                if plan.compare_to is not None:
+                    other = await stack.enter_async_context(
+                        open_context(
+                            backend=plan.compare_to,
+                            frontend=None,
+                            username=creds.username.reveal() if creds.username else None,
+                            password=creds.password.reveal() if creds.password else None,
+                            redactor=redactor,
+                            tls_verify=env.tls_verify,
+                            ca_file=env.ca_file,
+                            follow_redirects=env.follow_redirects,
+                        )
+                    )
+                outcome = await run_sla_phase(ctx, plan, sla_checks, other)
             for v in outcome.verdicts:
                 results[v.check_id] = v
                 note(v.check_id, v.status.value)
             streams, sampler_info = outcome.streams, outcome.sampler
+            compared = outcome.compared
     ordered = [
         mark_out_of_scope(results[c.id], plan.components)
         if results[c.id].in_scope
@@ -164,12 +182,17 @@ async def execute(
         for c in plan.checks
     ]
     baseline_info = None
-    if baseline is not None:
+    if baseline is not None or plan.compare_to is not None:
         from mytrader_ops.validate.baseline import apply_baseline  # scipy: only when comparing
 
-        label = f"baseline run {baseline.run_id}"
-        ordered = apply_baseline(ordered, plan.checks, streams, baseline.streams, "this run", label)
-        baseline_info = BaselineInfo(label, baseline.run_id, baseline.streams)
+        if baseline is not None:
+            label, base_streams = f"baseline run {baseline.run_id}", baseline.streams
+        else:
+            label, base_streams = f"{plan.compare_to} (sampled alongside)", tuple(compared)
+        ordered = apply_baseline(ordered, plan.checks, streams, base_streams, "this run", label)
+        baseline_info = BaselineInfo(
+            label, baseline.run_id if baseline is not None else None, tuple(base_streams)
+        )
     rules = [
         KnownIssueRule(k.check, k.ticket, k.mitigation, k.expires, tuple(k.waives), k.match)
         for k in plan.known_issues

@@ -21,8 +21,8 @@ import asyncio
 import contextlib
 import dataclasses
 import time
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Coroutine
+from dataclasses import dataclass, field
 
 from mytrader_ops.config import (
     Check,
@@ -80,6 +80,7 @@ class SlaOutcome:
     verdicts: list[Verdict]
     streams: list[LatencyStream]
     sampler: SamplerInfo | None
+    compared: list[LatencyStream] = field(default_factory=list)  # --compare-to's streams
 
 
 @dataclass(slots=True)
@@ -89,6 +90,7 @@ class _Streams:
     http: SamplingControl
     hubs: dict[str, tuple[SamplingControl, HubLatencyResult]]
     stopped: dict[str, str]  # stream key -> why it stopped
+    mirror: _Streams | None = None  # the compared deployment's streams stop with these
 
     def running(self) -> list[str]:
         keys = [http_key(p) for p in self.http.live if p not in self.http.stopped]
@@ -102,6 +104,8 @@ class _Streams:
             self.http.stopped.add(name)
         else:
             self.hubs[name][0].stopped.add(name)
+        if self.mirror is not None:
+            self.mirror.stop(key, reason)
 
     def pooled_errors(self) -> tuple[int, int]:
         """(failures, outcomes) over every stream, HTTP and hub, none excluded."""
@@ -287,10 +291,11 @@ def judge_hub_stream(
     )
 
 
-async def run_sla_phase(ctx: ProbeContext, plan: RunPlan, checks: list[Check]) -> SlaOutcome:
-    s = plan.sampler
-    schedule = make_schedule(s.duration_s, s.max_duration_s, s.until_decisive, s.min_decisive_s)
-    verdicts: list[Verdict] = []
+async def _stream_specs(
+    ctx: ProbeContext, checks: list[Check]
+) -> tuple[dict[str, StreamSpec], set[str]]:
+    """One stream per sampled path (with a token where a check needs one), and the checks
+    that cannot be sampled for want of credentials."""
     specs: dict[str, StreamSpec] = {}
     token_missing: set[str] = set()
     for lc in checks:
@@ -305,48 +310,109 @@ async def run_sla_phase(ctx: ProbeContext, plan: RunPlan, checks: list[Check]) -
             headers["Authorization"] = f"Bearer {token}"
         spec = specs.setdefault(lc.path, StreamSpec(lc.path, headers))
         specs[lc.path] = dataclasses.replace(spec, watch_ms=(*spec.watch_ms, lc.max_ms))
-    hub_checks = [c for c in checks if isinstance(c, HubLatencyCheck)]
-    streams = _Streams(
-        SamplingControl(),
-        {c.id: (SamplingControl(), HubLatencyResult()) for c in hub_checks},
-        {},
-    )
-    for hc in hub_checks:
-        streams.hubs[hc.id][1].histogram.watch(hc.max_ms)
-    # The controller ends every stream; the samplers' own end is the budget's.
-    budget_at = time.perf_counter() + schedule.budget_s + 1
-    streams.http.end_at = budget_at
-    for ctl, _r in streams.hubs.values():
-        ctl.end_at = budget_at
-    streams.http.live = {p: StreamResult(p) for p in specs}
-    criteria, decided = _deciders(checks, streams, specs)
-    tallies: dict[str, hub.ConnectionTally] = {}
-    sampled: SamplerResult | None = None
+    return specs, token_missing
 
-    async def run_http() -> None:
-        nonlocal sampled
-        if specs:
-            sampled = await run_sampler(
-                ctx.backend,
-                list(specs.values()),
+
+class _Sampling:
+    """Every stream of one deployment: the HTTP sampler and one hub sampler per check."""
+
+    def __init__(
+        self,
+        ctx: ProbeContext,
+        plan: RunPlan,
+        checks: list[Check],
+        schedule: Schedule,
+        specs: dict[str, StreamSpec],
+        offset_periods: float = 0.0,
+    ) -> None:
+        self.ctx, self.plan, self.schedule, self.specs = ctx, plan, schedule, specs
+        self.offset_periods = offset_periods
+        self.hub_checks = [c for c in checks if isinstance(c, HubLatencyCheck)]
+        self.streams = _Streams(
+            SamplingControl(),
+            {c.id: (SamplingControl(), HubLatencyResult()) for c in self.hub_checks},
+            {},
+        )
+        for hc in self.hub_checks:
+            self.streams.hubs[hc.id][1].histogram.watch(hc.max_ms)
+        # The controller ends every stream; the samplers' own end is the budget's.
+        budget_at = time.perf_counter() + schedule.budget_s + 1
+        self.streams.http.end_at = budget_at
+        for ctl, _r in self.streams.hubs.values():
+            ctl.end_at = budget_at
+        self.streams.http.live = {p: StreamResult(p) for p in specs}
+        self.sampled: SamplerResult | None = None
+
+    async def run_http(self) -> None:
+        s = self.plan.sampler
+        if self.specs:
+            self.sampled = await run_sampler(
+                self.ctx.backend,
+                list(self.specs.values()),
                 rate=s.rate,
-                duration_s=schedule.budget_s,
+                duration_s=self.schedule.budget_s,
                 max_connections=s.max_connections,
                 request_timeout_s=s.request_timeout_s,
                 late_after_ms=s.late_after_ms,
-                ssl_context=ctx.ssl_context,
-                control=streams.http,
+                ssl_context=self.ctx.ssl_context,
+                control=self.streams.http,
+                start_offset_s=self.offset_periods / s.rate,
             )
 
-    async def run_hub(c: HubLatencyCheck) -> None:
-        ctl, result = streams.hubs[c.id]
+    async def run_hub(self, c: HubLatencyCheck) -> None:
+        ctl, result = self.streams.hubs[c.id]
         await hublatency.sample_hub_latency(
-            ctx, c, schedule.budget_s, s.late_after_ms, control=ctl, result=result
+            self.ctx,
+            c,
+            self.schedule.budget_s,
+            self.plan.sampler.late_after_ms,
+            control=ctl,
+            result=result,
+            start_offset_s=self.offset_periods / c.rate,
         )
         if result.unavailable is not None:
-            streams.stop(hub_key(c.id), "unavailable")
+            self.streams.stop(hub_key(c.id), "unavailable")
 
-    jobs = [run_http(), *(run_hub(c) for c in hub_checks)]
+    def jobs(self) -> list[Coroutine[None, None, None]]:
+        return [self.run_http(), *(self.run_hub(c) for c in self.hub_checks)]
+
+    def latency_streams(self) -> list[LatencyStream]:
+        """The sampled streams as the report keeps them (with their distributions)."""
+        out = []
+        if self.sampled is not None:
+            for r in self.sampled.streams.values():
+                out.append(_http_stream(r, self.streams.stopped.get(http_key(r.path), "")))
+        for c in self.hub_checks:
+            hr = self.streams.hubs[c.id][1]
+            if hr.unavailable is None and hr.health is not None:
+                stop = self.streams.stopped.get(hub_key(c.id), "")
+                out.append(_hub_stream(f"{c.path} {c.invoke.target}", hr, stop))
+        return out
+
+
+async def run_sla_phase(
+    ctx: ProbeContext,
+    plan: RunPlan,
+    checks: list[Check],
+    compare_ctx: ProbeContext | None = None,
+) -> SlaOutcome:
+    """Sample and judge the SLA checks. With `compare_ctx` (another deployment, e.g. the stable
+    fleet beside a canary) the same streams are sampled there too, on the same schedule offset
+    by half a period, so both see the same moments; they stop when this deployment's stop."""
+    s = plan.sampler
+    schedule = make_schedule(s.duration_s, s.max_duration_s, s.until_decisive, s.min_decisive_s)
+    verdicts: list[Verdict] = []
+    specs, token_missing = await _stream_specs(ctx, checks)
+    main = _Sampling(ctx, plan, checks, schedule, specs)
+    streams = main.streams
+    other: _Sampling | None = None
+    if compare_ctx is not None:
+        other_specs, _no_token = await _stream_specs(compare_ctx, checks)
+        other = _Sampling(compare_ctx, plan, checks, schedule, other_specs, offset_periods=0.5)
+        streams.mirror = other.streams
+    criteria, decided = _deciders(checks, streams, specs)
+    tallies: dict[str, hub.ConnectionTally] = {}
+    jobs = main.jobs() + (other.jobs() if other is not None else [])
     controller = asyncio.create_task(_control(schedule, streams, criteria, decided))
     deadline = (
         schedule.budget_s + s.request_timeout_s + max((c.timeout_s for c in checks), default=5)
@@ -360,11 +426,12 @@ async def run_sla_phase(ctx: ProbeContext, plan: RunPlan, checks: list[Check]) -
         controller.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await controller
+    sampled = main.sampled
     for cc in checks:
         if isinstance(cc, ConnectionSuccessCheck):
             window = max(1.0, cc.attempts * CONNECT_SPACING_S)
             tallies[cc.id] = await hub.measure_connection_success(ctx, cc, window)
-    out_streams: list[LatencyStream] = []
+    out_streams = main.latency_streams()
     sampler_info = None
     if sampled is not None:
         h = sampled.health
@@ -383,8 +450,6 @@ async def run_sla_phase(ctx: ProbeContext, plan: RunPlan, checks: list[Check]) -
             schedule.budget_s,
             schedule.until_decisive,
         )
-        for r in sampled.streams.values():
-            out_streams.append(_http_stream(r, streams.stopped.get(http_key(r.path), "")))
     for c in checks:
         meta = _meta(c)
         if isinstance(c, LatencyCheck):
@@ -402,12 +467,11 @@ async def run_sla_phase(ctx: ProbeContext, plan: RunPlan, checks: list[Check]) -
                     verdicts.append(judge_observation(meta, obs))
                 continue
             stop = streams.stopped.get(hub_key(c.id), "")
-            name = f"{c.path} {c.invoke.target}"
-            out_streams.append(_hub_stream(name, hr, stop))
             verdicts.append(judge_hub_stream(meta, c, hr, hub_error_limit(c, checks), stop))
         elif isinstance(c, ConnectionSuccessCheck):
             verdicts.append(_judge_connections(meta, c, tallies.get(c.id)))
-    return SlaOutcome(verdicts, out_streams, sampler_info)
+    compared = other.latency_streams() if other is not None else []
+    return SlaOutcome(verdicts, out_streams, sampler_info, compared)
 
 
 def _judge_latency_check(

@@ -206,6 +206,32 @@ def test_a_release_twice_as_slow_is_no_go_against_its_baseline_and_go_without(
     assert same.code == 0, same.stdout
 
 
+def test_a_canary_slower_than_the_stable_fleet_beside_it_is_no_go(
+    clean: LiveServer, tmp_path: Path
+) -> None:
+    """--compare-to samples a second deployment on the same schedule, interleaved, and judges
+    every stream against it: the same 2x slowdown, against a stable server running now."""
+    (tmp_path / "stable").mkdir()
+    stable = start_server(tmp_path / "stable")
+    try:
+        stable.add_user(USER, PASSWORD)
+        clean.set_faults(latency_ms={"/api/symbols": 10})
+        code, doc, out = validate(clean.url, tmp_path, "--compare-to", stable.url)
+    finally:
+        stable.stop()
+    assert (code, doc["decision"]) == (1, "NO-GO"), out
+    assert doc["baseline"]["source"] == f"{stable.url} (sampled alongside)"
+    verdict = verdicts(doc)["api-latency"]
+    assert verdict["status"] == "FAIL"
+    assert str(verdict["summary"]).startswith("regression: p95 ")
+    assert f"({stable.url} (sampled alongside), n=" in str(verdict["summary"])
+    ours = {s["name"]: s for s in doc["streams"]}
+    theirs = {s["name"]: s for s in doc["baseline"]["streams"]}
+    assert set(ours) == set(theirs)  # every stream sampled on both sides
+    for name, stream in ours.items():  # on the same schedule, stopped together
+        assert abs(stream["scheduled"] - theirs[name]["scheduled"]) <= 2, name
+
+
 def test_error_fault_is_no_go(clean: LiveServer, tmp_path: Path) -> None:
     clean.set_faults(error_rate={"/api/symbols": 0.5}, error_status=500)
     code, doc, _ = validate(clean.url, tmp_path)
