@@ -20,8 +20,8 @@ def test_help_imports_no_heavy_modules() -> None:
         "sys.argv = ['mytrader-ops', '--help']\n"
         "from mytrader_ops.cli import main\n"
         "try:\n    main()\nexcept SystemExit:\n    pass\n"
-        "print(sorted(m for m in ('httpx', 'websockets', 'yaml', 'pydantic', 'hdrh') "
-        "if m in sys.modules))\n"
+        "print(sorted(m for m in ('httpx', 'websockets', 'yaml', 'pydantic', 'hdrh', "
+        "'numpy', 'scipy') if m in sys.modules))\n"
     )
     done = subprocess.run(
         [sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO, timeout=60
@@ -30,6 +30,23 @@ def test_help_imports_no_heavy_modules() -> None:
     assert done.stdout.strip().splitlines()[-1] == "[]"
     assert "Exit codes: 0 GO" in done.stdout
     assert "3 INCONCLUSIVE" in done.stdout
+
+
+def test_monitor_and_a_plain_validate_never_import_the_statistics_libraries() -> None:
+    """numpy and scipy serve only the baseline judge: the monitor's modules (watch, triggers,
+    verdicts) and validate without --baseline/--compare-to do not load them."""
+    code = (
+        "import sys\n"
+        "import mytrader_ops.monitor.service, mytrader_ops.monitor.loop\n"
+        "import mytrader_ops.monitor.verdicts, mytrader_ops.validate.runner\n"
+        "import mytrader_ops.validate.sla, mytrader_ops.cli\n"
+        "print(sorted(m for m in ('numpy', 'scipy') if m in sys.modules))\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO, timeout=60
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "[]"
 
 
 def test_validate_help_documents_contract() -> None:
