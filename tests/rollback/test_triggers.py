@@ -199,7 +199,10 @@ def test_evidence_is_bounded_over_a_day() -> None:
     board = TriggerBoard.start(default_triggers())
     for i in range(24 * 60):
         board = board.advance(w(i, **HEALTHY))
-    assert all(len(s.evidence) <= 12 for s in board.statuses.values())
+    # every window adds evidence; only the last 12 are kept (MAX_EVIDENCE)
+    assert [len(s.evidence) for s in board.statuses.values()] == [12] * len(board.statuses)
+    last = (24 * 60 - 1) * WINDOW_S  # ... and they are the latest ones
+    assert all(s.evidence[-1].start_s == last for s in board.statuses.values())
     assert all(s.state == "ok" for s in board.statuses.values())
 
 
