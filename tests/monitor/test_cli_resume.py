@@ -81,7 +81,7 @@ def test_resume_after_sigkill_continues_the_same_watch(server: LiveServer, tmp_p
     assert rec.status == "running"
 
     done = run_monitor_cli(
-        *common, "--resume", "--report-dir", str(tmp_path / "report"), env=env, timeout=scaled(60)
+        *common, "--resume", "--report-dir", str(tmp_path / "report"), env=env, timeout=60
     )
     after = [json.loads(line) for line in done.stdout.splitlines()]
     assert {d["watch_id"] for d in after} == {watch_id}
@@ -224,7 +224,7 @@ def test_sigkill_mid_auto_rollback_then_resume_finishes_that_rollback(
         "--report-dir",
         str(tmp_path / "report"),
         env=env,
-        timeout=scaled(90),
+        timeout=90,
     )
     assert done.returncode == 1, done.stdout + done.stderr  # fired; rolled back and verified
     assert "Traceback" not in done.stderr
