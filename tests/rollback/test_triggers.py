@@ -295,7 +295,9 @@ def test_each_fault_fires_within_its_bound(
     windows[:onset] = [replace(healthy_window(rng, i), auth_ok=True) for i in range(onset)]
     fired = first_firing(spec, windows)
     assert fired is not None
-    assert onset <= fired <= onset + bound - 1 + 1  # at most one window lost to a data gap
+    # not before `bound` windows of the fault (the first is the onset window itself), and at
+    # most one window later (a window lost to a data gap)
+    assert onset + bound - 1 <= fired <= onset + bound, fired
 
 
 def test_board_reason_and_evidence_for_auto_rollback() -> None:

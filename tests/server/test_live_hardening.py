@@ -96,6 +96,7 @@ def test_users_add_reads_password_from_stdin(tmp_path: Path, live_server: LiveSe
     assert "already exists" in again.stderr
     bad = _users_add(live_server.env, "x", "short")
     assert bad.returncode == 2
+    assert "invalid username, password" in bad.stderr, bad.stderr  # both named
     assert "Traceback" not in bad.stderr
 
 
