@@ -64,7 +64,7 @@ def test_market_data_with_the_js_client(
         scenario="market",
         auth="none",
         skipNegotiation=skip_negotiation,
-        serverTimeoutMs=1500,
+        serverTimeoutMs=int(scaled(1500)),
         idleMs=int(scaled(2500)),
     )
     assert result["subscribed"] == ["AAPL", "MSFT"]
@@ -81,7 +81,8 @@ def test_market_data_with_the_js_client(
         "An unexpected error occurred invoking 'StreamPrices' on the server. "
         "HubException: Unknown symbol 'NOPE'."
     )
-    # idle for longer than the client's 1.5 s server timeout: only our pings kept it open
+    # idle for longer than the client's (scaled) 1.5 s server timeout: only our pings kept it
+    # open
     assert result["stateAfterIdle"] == "Connected"
     assert result["stateAfterStop"] == "Disconnected"
     assert result["events"] == [{"closed": None}]

@@ -35,6 +35,13 @@ def metric(server: LiveServer, name: str) -> float:
     return sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines() if line.startswith(name))
 
 
+def hub_connections(server: LiveServer) -> int:
+    status, body = server.request("GET", "/health")
+    assert status == 200, body
+    assert isinstance(body, dict)
+    return int(body["checks"]["hubs:connections"][0]["observedValue"])
+
+
 async def until(predicate: Callable[[], bool], timeout: float = 15.0) -> None:
     deadline = time.monotonic() + scaled(timeout)
     while not predicate():
@@ -52,7 +59,11 @@ async def test_shutdown_sends_close_message_then_1001(tmp_path: Path) -> None:
         assert closed.rcvd is not None
         assert closed.rcvd.code == 1001
     finally:
-        assert server.stop() in (0, -signal.SIGTERM)
+        # uvicorn (>= 0.29; we require >= 0.30) re-raises the SIGTERM it caught once the
+        # shutdown is done, so a clean exit is -SIGTERM; a process killed outright by the signal
+        # exits the same way, so the log's last lifespan line is what shows it was clean
+        assert server.stop() == -signal.SIGTERM, server.log()[-2000:]
+        assert "Application shutdown complete." in server.log()
 
 
 async def test_slow_consumer_is_closed_and_never_delays_others(tmp_path: Path) -> None:
@@ -108,9 +119,12 @@ async def test_slow_consumer_is_closed_and_never_delays_others(tmp_path: Path) -
 async def test_many_idle_sockets_keep_health_and_rest_available(hub_server: LiveServer) -> None:
     """S16: hundreds of idle WebSockets (handshaken or not) must not starve HTTP."""
     token = hub_server.register("idler")
+    baseline = hub_connections(hub_server)
     idle = [await open_hub(hub_server) for _ in range(150)]
     silent = [await connect(ws_url(hub_server, "/hubs/market-data")) for _ in range(50)]
     try:
+        # every socket counts, handshaken or not (the handshake deadline is 15 s away)
+        assert hub_connections(hub_server) == baseline + 200
         started = time.monotonic()
         for _ in range(5):
             status, body = await asyncio.to_thread(hub_server.request, "GET", "/health")
@@ -122,7 +136,7 @@ async def test_many_idle_sockets_keep_health_and_rest_available(hub_server: Live
         elapsed = time.monotonic() - started
         assert elapsed < scaled(10), f"10 requests took {elapsed:.1f} s beside 200 idle sockets"
         assert isinstance(body, dict)
-        assert body["checks"]["hubs:connections"][0]["observedValue"] >= 200
+        assert body["checks"]["hubs:connections"][0]["status"] == "pass"
     finally:
         for ws in idle + silent:
             await ws.close()
@@ -191,9 +205,12 @@ async def test_connection_caps_hold_under_a_burst_of_upgrades(
         anonymous = await asyncio.gather(*(attempt("/hubs/market-data", None) for _ in range(20)))
         opened = [r for r in user + anonymous if not isinstance(r, int)]
         try:
-            assert sum(1 for r in user if not isinstance(r, int)) == 3
+            # the user's twenty come first: three open, the other seventeen meet the per-user
+            # cap (429; the process has room for two more); then the anonymous twenty: two
+            # open, eighteen meet the process cap (503)
+            assert sorted(r for r in user if isinstance(r, int)) == [429] * 17
+            assert sorted(r for r in anonymous if isinstance(r, int)) == [503] * 18
             assert len(opened) == 5
-            assert {r for r in user + anonymous if isinstance(r, int)} <= {429, 503}
         finally:
             for ws in opened:
                 await ws.close()  # type: ignore[attr-defined]

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from mytrader_ops.monitor.service import MonitorOutcome, MonitorRequest, run_monitor
-from tests.support.live import LiveServer, server_env, start_server
+from tests.support.live import LiveServer, scaled, server_env, start_server
 
 REPO = Path(__file__).resolve().parents[2]
 USER, PASSWORD = "monitor-user", "monitor-pass-123"
@@ -59,6 +59,12 @@ def monitor_argv(*args: str) -> list[str]:
 def run_monitor_cli(
     *args: str, env: dict[str, str], timeout: float = 60
 ) -> subprocess.CompletedProcess[str]:
+    """The real command; ``timeout`` is scaled by MYTRADER_TEST_TIME_FACTOR."""
     return subprocess.run(
-        monitor_argv(*args), env=env, capture_output=True, text=True, timeout=timeout, cwd=REPO
+        monitor_argv(*args),
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=scaled(timeout),
+        cwd=REPO,
     )

@@ -8,6 +8,7 @@ left behind."""
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -40,7 +41,10 @@ def test_drill_rolls_a_bad_release_back(tmp_path: Path) -> None:
     assert events[0] == "rollback-start"
     assert events[-1] == "rollback-end"
     start = records[0]
-    assert "error-rate" in start["reason"]
+    assert re.match(
+        r"monitor: error-rate-above-10pct: FIRING: error rate \d+\.\d% > 10\.0%; \d+ breaching",
+        start["reason"],
+    ), start["reason"]
     assert start["evidence"]["source"] == "mytrader-ops monitor --auto-rollback"
     # one rollback per watch: a resumed monitor continues this id rather than starting another
     assert start["rollback_id"] == f"rb-{start['evidence']['watch_id']}"

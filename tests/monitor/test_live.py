@@ -4,6 +4,8 @@ jittery windows; each injected fault fires its trigger within the trigger's stat
 from __future__ import annotations
 
 import json
+import math
+import re
 from pathlib import Path
 
 import pytest
@@ -29,11 +31,20 @@ def test_healthy_deployment_never_fires(server: LiveServer, tmp_path: Path, cred
     assert PASSWORD.encode() not in (tmp_path / "state" / "monitor.db").read_bytes()
     doc = json.loads((tmp_path / "report" / "report.json").read_text())
     assert doc["exit_code"] == 0
-    assert doc["verdicts"]
-    # critical-phase checks are judged on evidence: value beside threshold
+    assert doc["decision"] == outcome.report.decision.value
+    assert [(v["check_id"], v["status"]) for v in doc["verdicts"]] == [
+        (v.check_id, v.status.value) for v in outcome.report.verdicts
+    ]
+    # critical-phase checks are judged on evidence: value beside threshold, and the count
     err_rate = outcome.report.verdict("monitor-error-rate")
     assert err_rate is not None
-    assert "vs limit" in err_rate.summary
+    assert err_rate.status.value == "PASS", err_rate.summary
+    judged = re.fullmatch(
+        r"error rate 0\.00% \(95% CI 0\.00%-\d+\.\d\d%\) vs limit < 5\.00%, n=(\d+)",
+        err_rate.summary,
+    )
+    assert judged is not None, err_rate.summary
+    assert int(judged.group(1)) > 0
 
 
 @pytest.mark.parametrize(
@@ -55,17 +66,23 @@ def test_fault_fires_its_trigger_within_bound(
 ) -> None:
     server.set_faults(**faults)
     try:
-        outcome, err = watch(server, tmp_path, duration="15s", **kw)
+        # the watch ends when the trigger fires; the duration only has to outlast the bound
+        outcome, err = watch(server, tmp_path, duration=f"{math.ceil(scaled(15))}s", **kw)
     finally:
         server.clear_faults()
     assert outcome.fired is not None, err
+    assert outcome.fired.trigger_id == trigger, err
     verdict = outcome.report.verdict(f"rollback-{trigger}")
     assert verdict is not None
     assert verdict.status.value == "FAIL", (verdict.summary, err)
     interval = float(str(kw.get("interval", "1s")).rstrip("s"))
     assert outcome.fired.fired_at_s is not None
     took = outcome.fired.fired_at_s - outcome.start_s  # fault on before the watch started
-    assert took <= scaled(worst_bound_s(SPECS[trigger], interval) + 1), (took, err)
+    # never before its consecutive windows of evidence have ended, never after its bound
+    spec = SPECS[trigger]
+    assert spec.consecutive is not None
+    assert spec.consecutive * interval <= took, (took, err)
+    assert took <= scaled(worst_bound_s(spec, interval) + 1), (took, err)
     assert outcome.exit_code == 1
 
 
@@ -81,8 +98,12 @@ def test_wrong_credentials_fire_auth_trigger(
     assert verdict.status.value == "FAIL"
     assert "not-the-password" not in err + json.dumps(str(outcome.report))
     assert outcome.fired.fired_at_s is not None
+    assert outcome.fired.trigger_id == "auth-failing", err
     took = outcome.fired.fired_at_s - outcome.start_s
-    assert took <= scaled(worst_bound_s(SPECS["auth-failing"], 1.0) + 1), (took, err)
+    spec = SPECS["auth-failing"]
+    assert spec.consecutive is not None
+    assert spec.consecutive * 1.0 <= took <= scaled(worst_bound_s(spec, 1.0) + 1), (took, err)
+    assert outcome.exit_code == 1
 
 
 def test_without_credentials_auth_is_never_read_as_healthy(
@@ -147,5 +168,5 @@ def test_an_invalid_sampler_makes_the_latency_verdict_inconclusive(
     assert outcome.report.sampler.valid is False
     assert "injected by the test" in outcome.report.sampler.note
     lines = [json.loads(x) for x in err.splitlines() if x.startswith("{")]
-    assert lines, err
+    assert [d["window"]["index"] for d in lines] == [0, 1, 2], err  # 3 s of 1 s windows
     assert all(d["window"]["sampler_valid"] is False for d in lines)

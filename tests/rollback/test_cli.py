@@ -3,8 +3,10 @@ idempotent re-runs, confirmation and exit codes."""
 
 from __future__ import annotations
 
+import getpass
 import os
 import signal
+import socket
 import subprocess
 import time
 from collections.abc import Callable
@@ -34,6 +36,23 @@ def sleep_step(name: str, seconds: float, marker: Path) -> dict[str, object]:
         "name": name,
         "kind": "command",
         "argv": [*py_step(code), str(marker), str(seconds)],
+        "timeout_s": 120,
+    }
+
+
+def held_step(name: str, marker: Path, release: Path) -> dict[str, object]:
+    """A step that says it started, then runs until the test creates ``release``: the test,
+    not the clock, decides when it ends."""
+    code = (  # ends by itself after 10 minutes should a failed test never release it
+        "import os, sys, time; open(sys.argv[1], 'a').write('started\\n')\n"
+        "end = time.monotonic() + 600\n"
+        "while not os.path.exists(sys.argv[2]) and time.monotonic() < end:\n"
+        "    time.sleep(0.02)"
+    )
+    return {
+        "name": name,
+        "kind": "command",
+        "argv": [*py_step(code), str(marker), str(release)],
         "timeout_s": 120,
     }
 
@@ -231,14 +250,15 @@ def _wait_for(predicate: Callable[[], bool], timeout: float, what: str) -> None:
 @pytest.mark.slow
 def test_c8_sigkill_mid_plan_then_rerun_resumes(tmp_path: Path, write_plan: PlanWriter) -> None:
     first_log = tmp_path / "first"
-    started = tmp_path / "sleep-started"
+    started = tmp_path / "step-started"
+    release = tmp_path / "release"
     last_log = tmp_path / "last"
     plan = write_plan(
         {
             "name": "p",
             "steps": [
                 append_step("first", first_log),
-                sleep_step("slow", scaled(4.0), started),
+                held_step("slow", started, release),
                 append_step("last", last_log),
             ],
         }
@@ -251,23 +271,32 @@ def test_c8_sigkill_mid_plan_then_rerun_resumes(tmp_path: Path, write_plan: Plan
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
-    _wait_for(lambda: started.exists(), 30, "step 2 to start")
-    proc.send_signal(signal.SIGKILL)
-    proc.wait()
-    records = audit_records(audit)
-    events = [(r["event"], r.get("step"), r.get("outcome")) for r in records]
-    assert events == [
-        ("rollback-start", None, None),
-        ("step-start", 1, None),
-        ("step-end", 1, "ok"),
-        ("step-start", 2, None),
-    ]
-    assert records[0]["reason"] == "errors 30%"
-    assert records[0]["who"]
-    # The orphaned step still holds the environment's lock: a re-run cannot race it.
-    blocked = run_cli(*base_args(plan, state, "--reason", "resume", "--yes"))
-    if blocked.returncode == 5:
-        assert "that process is gone" in blocked.stderr
+    try:
+        _wait_for(lambda: started.exists(), 30, "step 2 to start")
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+        records = audit_records(audit)
+        events = [(r["event"], r.get("step"), r.get("outcome")) for r in records]
+        assert events == [
+            ("rollback-start", None, None),
+            ("step-start", 1, None),
+            ("step-end", 1, "ok"),
+            ("step-start", 2, None),
+        ]
+        assert records[0]["reason"] == "errors 30%"
+        assert records[0]["who"] == {
+            "user": getpass.getuser(),
+            "host": socket.gethostname(),
+            "pid": proc.pid,
+        }
+        # The orphaned step still holds the environment's lock (it runs until released): a
+        # re-run cannot race it, and says why.
+        blocked = run_cli(*base_args(plan, state, "--reason", "resume", "--yes"))
+        assert blocked.returncode == 5, blocked.stdout + blocked.stderr
+        assert "that process is gone, but a step it started is still running" in blocked.stderr
+        assert last_log.exists() is False
+    finally:
+        release.touch()  # the orphaned step ends (also when an assertion failed)
     # Once the orphan is done, the re-run resumes at the interrupted step.
     _wait_for(
         lambda: (

@@ -40,7 +40,8 @@ def test_bad_release_is_detected_rolled_back_and_verified(tmp_path: Path) -> Non
     records = audit_records(base / "state" / "rollback-audit.jsonl")
     start = records[0]
     assert start["event"] == "rollback-start"
-    assert "error-rate-above-10pct" in str(start["reason"])
+    # the reason is the board's: the firing trigger first, with what it measured
+    assert str(start["reason"]).startswith("error-rate-above-10pct: FIRING: error rate"), start
     evidence = start["evidence"]
     assert isinstance(evidence, dict)
     assert evidence["all"]["error-rate-above-10pct"] == "firing"
@@ -58,4 +59,6 @@ def test_bad_release_is_detected_rolled_back_and_verified(tmp_path: Path) -> Non
     assert records[-1]["outcome"] == "rolled-back"
     assert password not in (base / "state" / "rollback-audit.jsonl").read_text()
     assert not (base / "running.json").exists()  # the demo stopped its server
-    assert json.loads((base / "releases" / "bad.json").read_text())["env"]
+    bad = json.loads((base / "releases" / "bad.json").read_text())["env"]
+    assert json.loads(bad["MYTRADER_FAULT_PROFILE"])["error_rate"]  # the bad release errs
+    assert json.loads((base / "releases" / "good.json").read_text()) == {"env": {}}

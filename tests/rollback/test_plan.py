@@ -190,7 +190,12 @@ def test_shipped_plans_parse_and_resolve(path: Path) -> None:
     env = sorted(loaded.model.environments)[0] if loaded.model.environments else "staging"
     plan = plan_rollback(loaded, env, "v1", "example")
     assert any(s.kind == "verify" for s in plan.steps), "every shipped plan verifies"
-    assert format_plan(plan)
+    text = format_plan(plan)
+    assert f"rollback id: {plan.rollback_id}" in text
+    assert f"Steps ({len(plan.steps)}, run in order" in text
+    for s in plan.steps:  # every step is shown, in order, with its bound
+        assert f"[{s.index}] {s.kind:<7} {s.name}  (timeout {s.timeout_s:g} s" in text, s
+    assert [s.index for s in plan.steps] == list(range(1, len(plan.steps) + 1))
 
 
 @settings(max_examples=300, deadline=None)

@@ -11,7 +11,7 @@ from typer.testing import CliRunner
 from mytrader_ops.commands_rollback import ROLLBACK_EXIT_CODES, rollback
 from mytrader_ops.resources import data_dir
 from tests.rollback.conftest import REPO
-from tests.support.live import cli_env
+from tests.support.live import cli_env, scaled
 
 
 def test_one_line_registration_and_dry_run() -> None:
@@ -47,6 +47,6 @@ def test_importing_the_command_loads_no_heavy_modules() -> None:
         capture_output=True,
         text=True,
         cwd=REPO,
-        timeout=60,
+        timeout=scaled(60),
     )
     assert done.stdout.strip() == "[]", done.stdout + done.stderr

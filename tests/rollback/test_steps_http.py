@@ -123,4 +123,4 @@ def test_wait_until_url_times_out_when_never_ready() -> None:
     plan = _resolve(PLAN.replace("timeout_s: 5", f"timeout_s: {scaled(0.5)}"), "http://127.0.0.1:1")
     result = run_wait(plan.steps[1], StepContext({}, Redactor()))
     assert result.outcome == "timed_out"
-    assert "no 2xx" in result.detail
+    assert result.detail.startswith(f"no 2xx within {scaled(0.5):g} s ("), result.detail

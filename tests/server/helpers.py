@@ -7,6 +7,8 @@ from collections.abc import Callable
 
 from fastapi.testclient import TestClient
 
+from tests.support.live import scaled
+
 PASSWORD = "correct-horse-battery"
 
 
@@ -19,7 +21,8 @@ def login(client: TestClient, username: str, password: str = PASSWORD) -> dict[s
 
 
 def wait_for(condition: Callable[[], bool], timeout: float = 10.0) -> bool:
-    deadline = time.monotonic() + timeout
+    """Poll ``condition`` for up to ``timeout`` seconds, scaled by MYTRADER_TEST_TIME_FACTOR."""
+    deadline = time.monotonic() + scaled(timeout)
     while time.monotonic() < deadline:
         if condition():
             return True

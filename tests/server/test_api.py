@@ -23,7 +23,7 @@ def test_register_login_me(backend_client: TestClient) -> None:
     r = c.post("/api/auth/login", json={"username": "alice", "password": "password-123"})
     body = r.json()
     assert body["tokenType"] == "Bearer"
-    assert body["expiresIn"] > 0
+    assert body["expiresIn"] == 3600  # token_ttl_s, whose default the test settings keep
     me = c.get("/api/auth/me", headers={"authorization": f"Bearer {body['accessToken']}"})
     assert me.json()["username"] == "alice"
     bad = c.post("/api/auth/login", json={"username": "alice", "password": "wrong-password"})
@@ -94,7 +94,9 @@ def test_marketable_limit_fills_at_placement_and_ioc_cancels(backend_client: Tes
         json={"symbol": "KO", "qty": "1", "side": "buy", "type": "limit", "limit_price": high},
     ).json()
     assert filled["status"] == "filled"
-    assert Decimal(filled["filled_avg_price"]) <= Decimal(high)
+    # a marketable limit fills at the touch (the ask), not at its limit of twice the ask
+    price = Decimal(filled["filled_avg_price"])
+    assert abs(price - ask) / ask < Decimal("0.05"), (price, ask)
     ioc = c.post(
         "/api/orders",
         headers=h,
@@ -207,14 +209,17 @@ def test_concurrent_duplicate_orders_create_one_row(backend_client: TestClient) 
     bodies = [body] * 20 + [{**body, "qty": "5"}]
     with ThreadPoolExecutor(max_workers=21) as pool:
         results = list(pool.map(lambda b: c.post("/api/orders", headers=h, json=b), bodies))
-    statuses = sorted(r.status_code for r in results)
+    twins = sorted(r.status_code for r in results[:20])
+    odd = results[20].status_code
+    # Whichever request commits first owns the client_order_id; both races are correct, and
+    # each has exactly one shape: a twin first -> one 201, nineteen 200 replays, the odd one
+    # 422; the odd one first -> its 201, and all twenty twins 422 (their body differs).
+    assert (twins, odd) in (([200] * 19 + [201], 422), ([422] * 20, 201)), (twins, odd)
     ids = {r.json()["id"] for r in results if r.status_code in (200, 201)}
     assert len(ids) == 1
-    assert statuses.count(201) <= 1
-    assert all(s in (200, 201, 422) for s in statuses)
-    assert [r.status_code for r in results[:20]].count(422) == 0 or statuses.count(201) == 0
     every = c.get("/api/orders?status=all&limit=500", headers=h).json()
-    assert len(every) == 1
+    assert [o["id"] for o in every] == list(ids)
+    assert every[0]["qty"] == ("5" if odd == 201 else "1")
 
 
 @pytest.mark.parametrize(
@@ -236,17 +241,19 @@ def test_protected_routes_need_a_token(client: TestClient, method: str, path: st
 
 def test_errors_have_one_shape(client: TestClient) -> None:
     h = login(client, "shape")
-    for response in (
-        client.get("/api/nothing-here"),
-        client.get("/api/symbols/NOPE"),
-        client.get("/api/market-data/volume-leaders?top=0"),
-        client.get("/api/market-data/volume-leaders?top=101"),
-        client.get("/api/market-data/volume-leaders?by=price"),
-        client.post("/api/orders", headers=h, content=b"{not json"),
-        client.post("/api/orders", headers=h, json=[1, 2]),
-        client.get("/api/orders/" + "x" * 100, headers=h),
-        client.put("/api/orders", headers=h),
+    for response, status in (
+        (client.get("/api/nothing-here"), 404),
+        (client.get("/api/symbols/NOPE"), 404),
+        (client.get("/api/market-data/volume-leaders?top=0"), 422),
+        (client.get("/api/market-data/volume-leaders?top=101"), 422),
+        (client.get("/api/market-data/volume-leaders?by=price"), 422),
+        (client.post("/api/orders", headers=h, content=b"{not json"), 422),
+        (client.post("/api/orders", headers=h, json=[1, 2]), 422),
+        (client.get("/api/orders/" + "x" * 100, headers=h), 422),  # order ids are <= 64 chars
+        (client.put("/api/orders", headers=h), 405),
     ):
-        assert 400 <= response.status_code < 500, response.text
+        assert response.status_code == status, (response.request.url, response.text)
         assert set(response.json()) == {"code", "message"}
-        assert isinstance(response.json()["code"], int)
+        code = response.json()["code"]
+        assert isinstance(code, int)
+        assert code // 100_000 == status, code  # Alpaca style: the status times 1e5 plus detail

@@ -12,7 +12,7 @@ import pytest
 import schemathesis
 from hypothesis import HealthCheck, given, settings
 
-from tests.support.live import LiveServer, server_env, start_server
+from tests.support.live import LiveServer, scaled, server_env, start_server
 
 pytestmark = pytest.mark.slow
 
@@ -37,9 +37,10 @@ def test_no_server_errors(fuzz_server: LiveServer) -> None:
     """Every operation, ~25 generated requests each (valid and invalid), with a real token."""
     schema = schemathesis.openapi.from_url(fuzz_server.url + "/openapi.json")
     headers = {"Authorization": f"Bearer {fuzz_server.register('fuzzer')}"}
-    checked = 0
+    paths: set[str] = set()
     for result in schema.get_all_operations():
         operation = result.ok()
+        paths.add(operation.path)
 
         @settings(
             max_examples=25,
@@ -49,17 +50,17 @@ def test_no_server_errors(fuzz_server: LiveServer) -> None:
         )
         @given(case=operation.as_strategy())
         def call(case: schemathesis.Case) -> None:
-            response = case.call(base_url=fuzz_server.url, headers=headers, timeout=10)
+            response = case.call(base_url=fuzz_server.url, headers=headers, timeout=scaled(10))
             assert response.status_code < 500, (case.method, case.path, response.text)
             content_type = "".join(response.headers.get("content-type") or [])
             if response.status_code >= 400 and content_type.startswith("application/json"):
                 assert set(response.json()) == {"code", "message"}, response.text
 
         call()
-        checked += 1
-    assert checked >= 15  # every operation of the schema was exercised
-    with urllib.request.urlopen(fuzz_server.url + "/metrics", timeout=10) as resp:
+    assert len(paths) >= 15  # the schema still describes the API (it is what was fuzzed)
+    with urllib.request.urlopen(fuzz_server.url + "/metrics", timeout=scaled(10)) as resp:
         metrics = resp.read().decode()
     routes = set(re.findall(r'mytrader_http_requests_total\{method="\w+",route="([^"]+)"', metrics))
-    assert len(routes - {"unmatched"}) >= 15, routes  # the requests really reached the routes
+    # the requests really reached the routes: every path of the schema was served at least once
+    assert paths <= routes, sorted(paths - routes)
     assert "unhandled error" not in fuzz_server.log()

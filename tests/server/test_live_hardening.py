@@ -96,6 +96,7 @@ def test_users_add_reads_password_from_stdin(tmp_path: Path, live_server: LiveSe
     assert "already exists" in again.stderr
     bad = _users_add(live_server.env, "x", "short")
     assert bad.returncode == 2
+    assert "invalid username, password" in bad.stderr, bad.stderr  # both named
     assert "Traceback" not in bad.stderr
 
 
@@ -157,7 +158,7 @@ def test_huge_headers_are_refused(live_server: LiveServer) -> None:
     payload = b"GET /health/live HTTP/1.1\r\nHost: x\r\nX-Big: " + b"a" * 1_000_000 + b"\r\n\r\n"
     answer = _raw(live_server, payload)
     status_line = answer.split(b"\r\n", 1)[0]
-    assert status_line.startswith(b"HTTP/1.1 4"), status_line
+    assert status_line == b"HTTP/1.1 400 Bad Request", status_line
     assert live_server.request("GET", "/health/live")[0] == 200
 
 
@@ -202,7 +203,8 @@ def test_forwarded_for_is_not_trusted_by_default(tmp_path: Path) -> None:
                     codes.append(resp.status)
             except urllib.error.HTTPError as err:
                 codes.append(err.code)
-        assert codes.count(429) >= 3, codes
+        # three a minute from the one real address, whatever each request claims to come from
+        assert codes == [401] * 3 + [429] * 3, codes
     finally:
         server.stop()
 
@@ -256,7 +258,9 @@ def test_sigkill_under_order_load_loses_no_acknowledged_order(tmp_path: Path) ->
         stop.set()
         for t in threads:
             t.join()
-        assert acked, server.log()
+        # the load loop above stops at 30 (60, 90) acknowledged orders or its deadline: reach
+        # them, or there is too little in flight at the kill for the check below to mean much
+        assert len(acked) >= 30 * (round_no + 1), (len(acked), server.log()[-2000:])
         db = sqlite3.connect(tmp_path / "data" / "mytrader.db")
         try:
             assert db.execute("PRAGMA integrity_check").fetchone() == ("ok",)
@@ -265,14 +269,15 @@ def test_sigkill_under_order_load_loses_no_acknowledged_order(tmp_path: Path) ->
             db.close()
         missing = set(acked) - present
         assert not missing, f"round {round_no}: {len(missing)} acknowledged orders lost"
-    # and the server comes back on the same data
+    # and the server comes back on the same data: every order the database kept, no other
     server = start_server(tmp_path, env)
     try:
         token = server.register("durable")
         status, orders = server.request("GET", "/api/orders?status=all&limit=500", token=token)
         assert status == 200
         assert isinstance(orders, list)
-        assert len(orders) >= 30
+        assert len(present) <= 500, len(present)  # one page holds them all
+        assert {o["id"] for o in orders} == present
     finally:
         server.stop()
 
@@ -300,8 +305,9 @@ def test_sigterm_drains_in_bounded_time(tmp_path: Path) -> None:
     stop.set()
     worker.join()
     idle.close()
-    # uvicorn re-raises the captured SIGTERM after a clean shutdown, so -15 is a clean exit too
-    assert code in (0, -signal.SIGTERM), server.log()
+    # uvicorn (>= 0.29; we require >= 0.30) re-raises the SIGTERM it caught once the shutdown
+    # is done, so a clean exit is -SIGTERM; the lifespan's last line tells it from a kill
+    assert code == -signal.SIGTERM, server.log()
     assert "Application shutdown complete" in server.log()
     assert elapsed < scaled(10), f"shutdown took {elapsed:.1f} s: {server.log()[-2000:]}"
     db = sqlite3.connect(tmp_path / "data" / "mytrader.db")
@@ -345,6 +351,11 @@ def test_no_secret_in_the_server_log(tmp_path: Path) -> None:
         password = "canary-password-6b2f"
         token = server.register("canary", password)
         server.request("GET", f"/api/account?access_token={token}", token=token)
+        # a failed request is logged (with its request id): it must not carry the query either
+        server.set_faults(database_down=True)
+        status, _ = server.request("GET", f"/api/positions?access_token={token}", token=token)
+        assert status == 503
+        server.clear_faults()
         server.request("GET", "/api/orders/does-not-exist", token=token)
         server.request(
             "POST", "/api/auth/login", {"username": "canary", "password": "wrong-canary-pw"}
@@ -353,8 +364,9 @@ def test_no_secret_in_the_server_log(tmp_path: Path) -> None:
     finally:
         server.stop()
     log = server.log()
-    assert log.strip()
+    entries = [json.loads(line) for line in log.splitlines()]  # every line is one JSON object
+    failed = [e for e in entries if e["msg"] == "request failed"]
+    assert [(e["route"], e["status"]) for e in failed] == [("/api/positions", 503)], failed
+    assert re.fullmatch(r"[0-9a-f]{32}", failed[0]["request_id"]), failed
     for secret in (password, token, "wrong-canary-pw", TEST_SECRET):
         assert secret not in log
-    for line in log.splitlines():
-        json.loads(line)  # every line is one JSON object

@@ -6,16 +6,19 @@ from decimal import Decimal
 
 from fastapi.testclient import TestClient
 
+from mytrader_server.market.universe import UNIVERSE
 from tests.server.helpers import wait_for
 
 
 def test_symbols(client: TestClient) -> None:
     symbols = client.get("/api/symbols").json()
-    assert len(symbols) >= 20
+    assert sorted(s["symbol"] for s in symbols) == sorted(a.symbol for a in UNIVERSE)
     assert {"symbol", "name", "exchange", "assetClass", "status", "tradable"} <= set(symbols[0])
     assert {s["assetClass"] for s in symbols} == {"us_equity", "crypto"}
     crypto = client.get("/api/symbols?asset_class=crypto").json()
-    assert crypto
+    assert sorted(s["symbol"] for s in crypto) == sorted(
+        a.symbol for a in UNIVERSE if a.asset_class == "crypto"
+    )
     assert all(s["assetClass"] == "crypto" for s in crypto)
     assert client.get("/api/symbols/aapl").json()["symbol"] == "AAPL"
     assert client.get("/api/symbols/NOPE").status_code == 404
@@ -33,7 +36,8 @@ def test_quotes_move_and_are_decimal_strings(client: TestClient) -> None:
     )
     many = client.get("/api/market-data/quotes?symbols=AAPL,MSFT").json()
     assert [q["symbol"] for q in many] == ["AAPL", "MSFT"]
-    assert len(client.get("/api/market-data/quotes").json()) >= 20
+    every = client.get("/api/market-data/quotes").json()
+    assert sorted(q["symbol"] for q in every) == sorted(a.symbol for a in UNIVERSE)
     assert client.get("/api/market-data/quotes/NOPE").status_code == 404
 
 
@@ -70,6 +74,13 @@ def test_volume_leaders_in_alpaca_shape(client: TestClient) -> None:
 def test_movers(client: TestClient) -> None:
     body = client.get("/api/market-data/movers?top=3").json()
     assert {"gainers", "losers", "last_updated"} <= set(body)
-    assert len(body["gainers"]) <= 3
-    for row in body["gainers"]:
-        assert Decimal(row["percent_change"]) > 0
+    gainers, losers = body["gainers"], body["losers"]
+    assert len(gainers) <= 3
+    assert len(losers) <= 3
+    # the sign from the exact change (percent_change is rounded to 0.01)
+    assert all(Decimal(row["change"]) > 0 for row in gainers), gainers
+    assert all(Decimal(row["change"]) < 0 for row in losers), losers
+    up = [Decimal(row["percent_change"]) for row in gainers]
+    down = [Decimal(row["percent_change"]) for row in losers]
+    assert up == sorted(up, reverse=True)  # biggest gain first
+    assert down == sorted(down)  # biggest loss first

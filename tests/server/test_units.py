@@ -8,7 +8,7 @@ from decimal import Decimal
 import pytest
 from pydantic import ValidationError
 
-from mytrader_server.events import LocalBus
+from mytrader_server.events import LocalBus, Tick
 from mytrader_server.market.feed import SimulatedFeed
 from mytrader_server.market.rankings import most_actives, movers
 from mytrader_server.market.service import MarketService
@@ -24,6 +24,7 @@ from mytrader_server.trading.states import (
     sources,
     transition,
 )
+from tests.support.live import scaled
 
 S = OrderStatus
 
@@ -118,7 +119,9 @@ def test_universe_has_stocks_and_crypto() -> None:
     classes = {a.asset_class for a in UNIVERSE}
     assert len(UNIVERSE) >= 20
     assert classes == {"us_equity", "crypto"}
-    assert find_asset("btc/usd") is not None
+    btc = find_asset("btc/usd")
+    assert btc is not None
+    assert btc.symbol == "BTCUSD"
     assert find_asset("NOPE") is None
 
 
@@ -178,11 +181,16 @@ async def test_market_ignores_stale_and_unknown_ticks() -> None:
     feed = SimulatedFeed(3, 0.25)
     feed.initial_state(datetime.now(UTC))
     ticks = feed.step(datetime.now(UTC))
+    assert ticks
     await market.apply(ticks)
-    count = len(seen)
+    assert seen == ticks  # each new tick published once, in order
     await market.apply(ticks)  # replayed: same sequence numbers
-    assert len(seen) == count
-    assert market.feed_age_s() is not None
+    unknown = Tick("NOPE", "1.00", "0.99", "1.01", 1, 1, "2026-01-02T15:00:00Z", 10**9)
+    await market.apply([unknown])  # a symbol outside the universe
+    assert seen == ticks
+    age = market.feed_age_s()
+    assert age is not None
+    assert 0 <= age < scaled(5)
 
 
 @pytest.mark.parametrize(

@@ -228,7 +228,7 @@ def test_a_trading_session_end_to_end(
             "return performance.getEntriesByType('resource').map(e => new URL(e.name).origin)"
         )
         own = f"http://{urlsplit(web.url).netloc}"
-        assert set(origins) <= {own}, origins
+        assert set(origins) == {own}, origins
         # Storage holds the access token and nothing else.
         stored = browser.execute_script(
             "return [Object.keys(sessionStorage), Object.keys(localStorage)]"

@@ -149,7 +149,11 @@ def test_declared_body_over_the_limit_or_invalid_is_refused(length: str) -> None
 
     with _app(httpx.MockTransport(handler)) as web:
         answer = web.post("/api/orders", content=b"{}", headers={"content-length": length})
-    assert answer.status_code in (413, 400)
+    # refused by the relay itself, before the API (the handler) is reached: a length that is
+    # not a plain decimal cannot be trusted, so it is treated as over the limit (behind uvicorn
+    # the server's own parser answers 400 for such a header before the relay sees it)
+    assert answer.status_code == 413
+    assert answer.json() == {"code": 41300000, "message": "request body too large"}
 
 
 def test_token_in_a_logged_url_is_redacted() -> None:
