@@ -192,4 +192,7 @@ class Totals:
         if w.stream_max_gap_s is not None:
             self.max_gap_s = max(self.max_gap_s, w.stream_max_gap_s)
         if w.stream_gaps:
-            self.gaps = merge_gaps([*self.gaps, *w.stream_gaps])[-MAX_GAPS:]
+            # keep the longest gaps (a 60 s stall must outlive 250 later 6 s ones), in order
+            merged = merge_gaps([*self.gaps, *w.stream_gaps])
+            longest = sorted(merged, key=lambda g: g[1], reverse=True)[:MAX_GAPS]
+            self.gaps = sorted(longest)

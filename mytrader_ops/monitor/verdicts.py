@@ -24,7 +24,7 @@ import math
 from collections.abc import Sequence
 
 from mytrader_ops import __version__
-from mytrader_ops.monitor.aggregate import PhaseTotals, Totals
+from mytrader_ops.monitor.aggregate import MAX_GAPS, PhaseTotals, Totals
 from mytrader_ops.monitor.coverage import EvidenceFinding, percent
 from mytrader_ops.monitor.settings import (
     CRITICAL_PHASE_S,
@@ -218,7 +218,8 @@ def extended_checks(
         m = Measurement("longest market-data gap", totals.max_gap_s, "s", th.max_stream_gap_s, "<=")
         gaps = tuple(f"gap from {_iso(a)} lasting {b:.1f} s" for a, b in totals.gaps[-20:])
         summary = (
-            f"{m.describe()}; {len(totals.gaps)} gap(s) above the limit, "
+            f"{m.describe()}; {len(totals.gaps)}{'+' if len(totals.gaps) >= MAX_GAPS else ''} "
+            "gap(s) above the limit, "
             f"{totals.stream_messages} messages, stream down in "
             f"{totals.stream_down_windows} of {totals.stream_windows} windows"
         )

@@ -14,6 +14,7 @@ import json
 import os
 import re
 import socket
+import time
 from pathlib import Path
 from types import TracebackType
 
@@ -74,6 +75,24 @@ def describe_holder(raw: str, path: Path | None = None) -> str:
     return text
 
 
+HOLDER_WAIT_S = 1.0
+
+
+def _holder_details(fd: int) -> str:
+    """The holder's details. A holder writes them just after taking the lock, so a second
+    rollback racing it may find the file still empty: wait briefly for them to appear."""
+    deadline = time.monotonic() + HOLDER_WAIT_S
+    while True:
+        raw = os.pread(fd, 4096, 0).decode("utf-8", "replace")
+        try:
+            json.loads(raw)
+            return raw
+        except ValueError:
+            if time.monotonic() >= deadline:
+                return raw
+        time.sleep(0.02)
+
+
 class EnvironmentLock:
     """Context manager: hold the environment's lock or raise LockedError at once."""
 
@@ -92,7 +111,7 @@ class EnvironmentLock:
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
-            raw = os.pread(fd, 4096, 0).decode("utf-8", "replace")
+            raw = _holder_details(fd)
             os.close(fd)
             raise LockedError(
                 f"another rollback of {self.env!r} is running: {describe_holder(raw, self.path)}; "

@@ -114,7 +114,7 @@ def feed_health(ctx: ServerContext) -> ComponentHealth:
             "market-data:freshness", "component", status, None, "s", "no tick yet"
         )
     status = "pass" if age <= limit else "fail"
-    output = "" if status == "pass" else f"last tick {age:.1f} s ago (limit {limit:.0f} s)"
+    output = "" if status == "pass" else f"last tick {age:.1f} s ago (limit {limit:g} s)"
     return ComponentHealth("market-data:freshness", "component", status, round(age, 3), "s", output)
 
 

@@ -26,7 +26,7 @@ import time
 import uuid
 from collections import deque
 from collections.abc import Awaitable, Callable
-from typing import Final
+from typing import Any, Final
 
 import redis.asyncio as aioredis
 
@@ -100,29 +100,35 @@ def decode_batch(raw: str | bytes) -> tuple[str, list[Event]]:
     origin = str(body.get("origin", ""))
     events: list[Event] = []
     for item in body["events"]:
-        kind = item.get("k")
-        if kind == "tick":
-            events.append(
-                Tick(
-                    symbol=str(item["symbol"]),
-                    price=str(item["price"]),
-                    bid=str(item["bid"]),
-                    ask=str(item["ask"]),
-                    volume=int(item["volume"]),
-                    trade_count=int(item["trade_count"]),
-                    timestamp=str(item["timestamp"]),
-                    seq=int(item["seq"]),
-                )
-            )
-        elif kind == "user":
-            target = item["target"]
-            payload = item["payload"]
-            if target not in ("OrderUpdate", "PortfolioUpdate") or not isinstance(payload, dict):
-                raise ValueError("bad user event")
-            events.append(UserEvent(str(item["user_id"]), target, payload))
-        else:
-            raise ValueError(f"unknown event kind {kind!r}")
+        if not isinstance(item, dict):
+            raise ValueError("an event is not an object")
+        try:
+            events.append(_decode_event(item))
+        except (KeyError, TypeError) as exc:  # a missing field, a wrong type
+            raise ValueError(f"malformed event: {type(exc).__name__}: {exc}") from None
     return origin, events
+
+
+def _decode_event(item: dict[str, Any]) -> Event:
+    kind = item.get("k")
+    if kind == "tick":
+        return Tick(
+            symbol=str(item["symbol"]),
+            price=str(item["price"]),
+            bid=str(item["bid"]),
+            ask=str(item["ask"]),
+            volume=int(item["volume"]),
+            trade_count=int(item["trade_count"]),
+            timestamp=str(item["timestamp"]),
+            seq=int(item["seq"]),
+        )
+    if kind == "user":
+        target = item["target"]
+        payload = item["payload"]
+        if target not in ("OrderUpdate", "PortfolioUpdate") or not isinstance(payload, dict):
+            raise ValueError("bad user event")
+        return UserEvent(str(item["user_id"]), target, payload)
+    raise ValueError(f"unknown event kind {kind!r}")
 
 
 # ---- the bus ---------------------------------------------------------------------------------

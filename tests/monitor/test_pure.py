@@ -336,3 +336,16 @@ def test_the_report_sampler_reflects_the_windows() -> None:
     assert report.sampler.valid is False
     assert report.sampler.lag_p99_ms == 6.0
     assert "sampler invalid in 1 of 4 windows" in report.sampler.note
+
+
+def test_stream_gaps_keep_the_longest_not_the_latest() -> None:
+    """An early 60 s stall must outlive 250 later 6 s gaps in the bounded list."""
+    from mytrader_ops.monitor.aggregate import MAX_GAPS
+
+    totals = Totals(critical_span_s=1800, p95_limit_ms=100, start_s=0.0)
+    totals.add(_w(0, stream_gaps=((5.0, 60.0),)))
+    for i in range(1, 251):
+        totals.add(_w(i, stream_gaps=((i * 30.0, 6.0),)))
+    assert len(totals.gaps) == MAX_GAPS
+    assert totals.gaps[0] == (5.0, 60.0)
+    assert totals.gaps == sorted(totals.gaps)

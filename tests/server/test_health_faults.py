@@ -82,7 +82,7 @@ def test_feed_stall_fails_freshness(tmp_path: object) -> None:
         assert wait_for(lambda: c.get("/health").status_code == 503)
         feed = c.get("/health").json()["checks"]["market-data:freshness"][0]
         assert feed["status"] == "fail"
-        assert "last tick" in feed["output"]
+        assert re.fullmatch(r"last tick \d+\.\d s ago \(limit 0\.5 s\)", feed["output"])
         c.delete("/api/admin/faults", headers=admin)
         assert wait_for(lambda: c.get("/health").status_code == 200)
 
