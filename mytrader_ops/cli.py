@@ -94,6 +94,14 @@ def validate(
             "interleaved, and judge every stream against it.",
         ),
     ] = None,
+    monitor_store: Annotated[
+        Path | None,
+        typer.Option(
+            "--monitor-store",
+            help="The monitor's store, for error-budget checks (default: the monitor's own).",
+            dir_okay=False,
+        ),
+    ] = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Print only the decision.")] = False,
     no_color: Annotated[bool, typer.Option("--no-color", help="No ANSI colours.")] = False,
     store: Annotated[
@@ -144,6 +152,12 @@ def validate(
             )
         except OpsError as exc:
             _fail(redactor.redact(str(exc)), 2)
+    budget_source = None
+    if any(c.kind == "error-budget" for c in plan.checks):
+        from mytrader_ops.monitor.budget import StoredWindows
+        from mytrader_ops.monitor.store import default_monitor_store
+
+        budget_source = StoredWindows(monitor_store or default_monitor_store())
     console = make_console(no_color or "NO_COLOR" in os.environ)
     if not quiet:
         console.print(
@@ -157,7 +171,13 @@ def validate(
         )
     try:
         report = asyncio.run(
-            execute(plan, redactor, Progress(console, redactor, quiet), baseline=base_run)
+            execute(
+                plan,
+                redactor,
+                Progress(console, redactor, quiet),
+                baseline=base_run,
+                budget_source=budget_source,
+            )
         )
     except KeyboardInterrupt:
         _fail("interrupted: no verdict", 3)

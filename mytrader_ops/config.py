@@ -60,6 +60,7 @@ _UNION_TAGS = frozenset(
         "error-rate",
         "hub-latency",
         "connection-success",
+        "error-budget",
     }
 )
 CREDENTIAL_KEYS = frozenset({"username", "password", "token", "expired_token"})
@@ -285,6 +286,15 @@ class HubLatencyCheck(CheckBase):
     )
 
 
+class ErrorBudgetCheck(CheckBase):
+    """Gate a deploy on an SLO's remaining error budget, read from the monitor's windows."""
+
+    kind: Literal["error-budget"]
+    slo: CheckId
+    min_remaining: Annotated[float, BeforeValidator(_share), Field(ge=0, lt=1)] = 0.10
+    min_samples: Annotated[int, Field(ge=1)] = 1000
+
+
 class ConnectionSuccessCheck(CheckBase):
     """Share of hub connections (negotiate, connect, handshake) that succeed."""
 
@@ -311,7 +321,8 @@ Check = Annotated[
     | LatencyCheck
     | ErrorRateCheck
     | HubLatencyCheck
-    | ConnectionSuccessCheck,
+    | ConnectionSuccessCheck
+    | ErrorBudgetCheck,
     Field(discriminator="kind"),
 ]
 
@@ -391,6 +402,75 @@ class MonitoringItem(Model):
     source: str
 
 
+_SPAN = re.compile(r"^(?P<n>[0-9]+(?:\.[0-9]+)?)(?P<unit>s|m|h|d)$")
+_SPAN_S = {"s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
+
+
+def span_seconds(text: str) -> float:
+    """`30s`, `5m`, `6h`, `30d` -> seconds (an SLO window or a burn-rate alert window)."""
+    match = _SPAN.match(text.strip())
+    if match is None:
+        raise ValueError(f"{text!r}: write a number with a unit: 5m, 1h, 30d")
+    return float(match.group("n")) * _SPAN_S[match.group("unit")]
+
+
+def _span(value: object) -> object:
+    if isinstance(value, str):
+        span_seconds(value)  # raises with the reason
+    return value
+
+
+Span = Annotated[str, BeforeValidator(_span)]
+
+
+class BurnAlert(Model):
+    """Fire when the budget burns at `factor` x the sustainable rate over both windows (the
+    SRE workbook's multiwindow, multi-burn-rate alert)."""
+
+    long: Span
+    short: Span
+    factor: Annotated[float, Field(gt=0, le=1000)]
+
+    @model_validator(mode="after")
+    def _short_is_shorter(self) -> BurnAlert:
+        if span_seconds(self.short) >= span_seconds(self.long):
+            raise ValueError("the short window must be shorter than the long one")
+        return self
+
+
+# The workbook's defaults for a 30-day budget: a page at 14.4x over 1 h and 5 m (2% of the
+# budget in an hour), and at 6x over 6 h and 30 m (5% in six hours).
+DEFAULT_BURN_ALERTS = (
+    BurnAlert(long="1h", short="5m", factor=14.4),
+    BurnAlert(long="6h", short="30m", factor=6.0),
+)
+
+
+class Slo(Model):
+    """A service level objective over the monitor's own sampled signal.
+
+    `availability`: the sampled API requests that did not fail are good events.
+    `latency`: the sampled requests answered within `threshold_ms` are good events.
+    """
+
+    id: CheckId
+    objective: Annotated[float, BeforeValidator(_share), Field(gt=0, lt=1)]
+    window: Span = "30d"
+    signal: Literal["availability", "latency"] = "availability"
+    threshold_ms: Annotated[float, Field(gt=0)] | None = None
+    burn_alerts: list[BurnAlert] = Field(default=list(DEFAULT_BURN_ALERTS), min_length=1)
+
+    @model_validator(mode="after")
+    def _threshold(self) -> Slo:
+        if (self.signal == "latency") != (self.threshold_ms is not None):
+            raise ValueError("threshold_ms is required for a latency SLO and only for one")
+        return self
+
+    @property
+    def window_s(self) -> float:
+        return span_seconds(self.window)
+
+
 class Config(Model):
     """A configuration or shipped suite file."""
 
@@ -411,9 +491,16 @@ class Config(Model):
     sign_offs: list[SignOff] = []
     rollback_triggers: list[RollbackTrigger] = []
     monitoring: list[MonitoringItem] = []
+    slos: list[Slo] = []
 
     @model_validator(mode="after")
     def _unique_ids(self) -> Config:
+        slo_ids = [o.id for o in self.slos]
+        if len(set(slo_ids)) != len(slo_ids):
+            raise ValueError("duplicate SLO id")
+        for check in self.checks:
+            if isinstance(check, ErrorBudgetCheck) and check.slo not in slo_ids:
+                raise ValueError(f"check {check.id!r}: no SLO {check.slo!r} under slos")
         seen: set[str] = set()
         for check in self.checks:
             if check.id in seen:

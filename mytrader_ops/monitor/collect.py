@@ -60,6 +60,7 @@ class CollectSettings:
     hub_path: str = "/hubs/market-data"
     hub_attempts: int = 3  # direct connections per window, spread over it
     mobile_hub_path: str = "/hubs/portfolio"
+    slow_thresholds_ms: tuple[float, ...] = ()  # latency SLOs: samples above each are counted
 
 
 @dataclass(slots=True)
@@ -208,7 +209,7 @@ async def collect_window(
     sample_task = asyncio.create_task(
         run_sampler(
             ctx.backend,
-            [StreamSpec(p) for p in s.api_paths],
+            [StreamSpec(p, watch_ms=s.slow_thresholds_ms) for p in s.api_paths],
             rate=s.rate,
             duration_s=max(0.05, end_s - time.time()),
             max_connections=32,
@@ -317,6 +318,10 @@ async def collect_window(
         sampler_note=sampled.health.note,
         sampler_lag_p95_ms=round(sampled.health.lag_p95_ms, 3),
         sampler_lag_p99_ms=round(sampled.health.lag_p99_ms, 3),
+        slow={
+            f"{t:g}": sum(r.histogram.count_above_ms(t) for r in sampled.streams.values())
+            for t in s.slow_thresholds_ms
+        },
         notes=tuple(notes),
     )
     return summary, window_hist

@@ -11,7 +11,9 @@ module only says which of a window's figures each trigger reads. Rules of the ma
 - database: the readiness report's database component (pass/warn ok, fail = failing);
 - websocket: share of the window's hub connections (direct, mobile, proxy) that established;
 - auth: a refused login or a fresh token refused is a failure; a 5xx, a rate limit or no
-  credentials is not an authentication verdict (no data).
+  credentials is not an authentication verdict (no data);
+- burn rate (an SLO): availability counts every scheduled send, a failure is a bad event;
+  latency counts every timed response, one slower than the SLO's threshold is a bad event.
 """
 
 from __future__ import annotations
@@ -37,6 +39,7 @@ def to_window(w: WindowSummary) -> Window:
         hub_attempts=w.hub_attempts,
         hub_connect_success=(w.hub_ok / w.hub_attempts) if w.hub_attempts else None,
         auth_ok=None if w.auth == "no-data" else w.auth == "ok",
+        slow={float(k): v for k, v in w.slow.items()},
     )
 
 

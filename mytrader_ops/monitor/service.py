@@ -15,11 +15,12 @@ import datetime as dt
 import sys
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO
 
+from mytrader_ops.config import Slo
 from mytrader_ops.monitor.collect import DEFAULT_PATHS, CollectSettings
 from mytrader_ops.monitor.coverage import EvidenceFinding, evidence_line
 from mytrader_ops.monitor.dashboard import JsonLines, LiveDashboard, PlainLines
@@ -39,7 +40,13 @@ from mytrader_ops.monitor.settings import (
 )
 from mytrader_ops.monitor.sinks import Alert, SinkResult, notify
 from mytrader_ops.monitor.store import WatchRecord, WatchStore
-from mytrader_ops.monitor.triggers import AnyTrigger, TriggerStatus, default_triggers
+from mytrader_ops.monitor.triggers import (
+    AnyTrigger,
+    BurnRateTrigger,
+    TriggerStatus,
+    burn_triggers,
+    default_triggers,
+)
 from mytrader_ops.monitor.verdicts import build_report, exit_code_for
 from mytrader_ops.redaction import Redactor
 from mytrader_ops.report.model import RunReport
@@ -135,6 +142,15 @@ def _check_rollback_plan(rb: RollbackSettings, state_dir: Path, overrides: dict[
     read_secrets(plan)
 
 
+def slo_triggers(slos: Sequence[Slo]) -> tuple[AnyTrigger, ...]:
+    """The burn-rate triggers of the config's SLOs (each alert of each SLO)."""
+    out: tuple[AnyTrigger, ...] = ()
+    for slo in slos:
+        alerts = [(a.long, a.short, a.factor) for a in slo.burn_alerts]
+        out += burn_triggers(slo.id, slo.objective, slo.signal, slo.threshold_ms, alerts)
+    return out
+
+
 def _check_samples(
     triggers: tuple[AnyTrigger, ...], rate: float, paths: int, interval_s: float
 ) -> None:
@@ -150,6 +166,11 @@ def _check_samples(
                 f"trigger {t.id} needs {t.min_samples} requests per window, but {rate:g}/s on "
                 f"{paths} path(s) over {interval_s:g} s gives about {expected:.0f}: use "
                 f"--rate {need:.2g} or more, or a longer --interval"
+            )
+        if isinstance(t, BurnRateTrigger) and rate * paths * t.long_s < t.min_events * 1.1:
+            raise MonitorUsageError(
+                f"trigger {t.id} needs {t.min_events} events over {t.long}, but {rate:g}/s on "
+                f"{paths} path(s) gives about {rate * paths * t.long_s:.0f}: raise --rate"
             )
 
 
@@ -259,6 +280,7 @@ def run_monitor(
         rate = req.rate or file.rate or DEFAULT_RATE
         paths = tuple(file.paths) if file.paths else DEFAULT_PATHS
         triggers = tuple(file.triggers) if file.triggers is not None else default_triggers()
+        triggers += slo_triggers(run_plan.slos)
         thresholds = file.thresholds
         start_s, deadline_s = now, now + duration_s
         watch_id = (
@@ -303,6 +325,15 @@ def run_monitor(
             request_timeout_s=min(5.0, max(1.0, interval_s)),
             probe_timeout_s=min(5.0, max(1.0, interval_s)),
             gap_threshold_s=thresholds.max_stream_gap_s,
+            slow_thresholds_ms=tuple(
+                sorted(
+                    {
+                        t.threshold_ms
+                        for t in triggers
+                        if isinstance(t, BurnRateTrigger) and t.threshold_ms is not None
+                    }
+                )
+            ),
         ),
         triggers=triggers,
         thresholds=thresholds,

@@ -177,6 +177,16 @@ class WatchStore:
             ).fetchall()
         return self._record(row), [from_dict(json.loads(r[0])) for r in rows]
 
+    def windows_since(self, target: str, since_s: float) -> list[WindowSummary]:
+        """Every stored window of every watch of `target` that ended after `since_s`."""
+        with closing(self._connect()) as conn:
+            rows = conn.execute(
+                "SELECT w.summary FROM windows w JOIN watches x ON x.watch_id = w.watch_id "
+                "WHERE x.target = ? AND w.end_s > ? ORDER BY w.end_s",
+                (target, since_s),
+            ).fetchall()
+        return [from_dict(json.loads(r[0])) for r in rows]
+
     def size_bytes(self) -> int:
         total = 0
         for suffix in ("", "-wal"):

@@ -33,6 +33,7 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from mytrader_ops.errorbudget import Burn, Events, burn_rate
 from mytrader_ops.errors import ConfigError, ConfigProblem
 from mytrader_ops.yamlsafe import KeyPath, YamlDocument, format_path, parse_yaml, read_yaml
 
@@ -40,9 +41,9 @@ TriggerState = Literal["ok", "pending", "firing"]
 WindowVerdict = Literal["breach", "ok", "no-data"]
 MAX_EVIDENCE = 12  # windows of evidence kept per trigger: bounded memory over 24 hours
 MAX_REASON = 1000  # a rollback --reason is capped at 2000 characters
-_DURATION = re.compile(r"^(?P<n>[0-9]+(?:\.[0-9]+)?)(?P<unit>ms|s|m|h)$")
-_UNIT_S = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
-_TRIGGER_TAGS = frozenset({"error-rate", "database", "websocket", "latency", "auth"})
+_DURATION = re.compile(r"^(?P<n>[0-9]+(?:\.[0-9]+)?)(?P<unit>ms|s|m|h|d)$")
+_UNIT_S = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
+_TRIGGER_TAGS = frozenset({"error-rate", "database", "websocket", "latency", "auth", "burn-rate"})
 
 
 def parse_duration(text: str) -> float:
@@ -71,10 +72,25 @@ class Window:
     hub_attempts: int | None = None
     hub_connect_success: float | None = None  # 0..1 share of hub connections established
     auth_ok: bool | None = None
+    slow: Mapping[float, int] = field(default_factory=dict)  # samples above each threshold
+    # burn rates over each burn-rate trigger's (long, short) windows, set by the board
+    burn: Mapping[str, tuple[Burn, Burn]] = field(default_factory=dict)
 
     @property
     def length_s(self) -> float:
         return max(0.0, self.end_s - self.start_s)
+
+    def events(self, signal: str, threshold_ms: float | None) -> Events | None:
+        """Good and total events for an SLO signal; None when the window measured nothing."""
+        if signal == "availability":
+            if self.samples is None or self.error_rate is None:
+                return None
+            bad = round(self.samples * self.error_rate)
+            return Events(self.end_s, self.length_s, self.samples - bad, self.samples)
+        if self.latency_samples is None or threshold_ms is None or threshold_ms not in self.slow:
+            return None
+        slow = self.slow[threshold_ms]
+        return Events(self.end_s, self.length_s, self.latency_samples - slow, self.latency_samples)
 
 
 # --------------------------------------------------------------------------- configuration
@@ -139,11 +155,79 @@ class AuthTrigger(_Spec):
     kind: Literal["auth"]
 
 
+class BurnRateTrigger(_Spec):
+    """An SLO's error budget burning at `factor` x over a long and a short window at once (the
+    SRE workbook's multiwindow, multi-burn-rate alert); usually made from a config's `slos:`."""
+
+    kind: Literal["burn-rate"]
+    slo: Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9-]{0,62}$")]
+    objective: Annotated[float, Field(gt=0, lt=1)]
+    signal: Literal["availability", "latency"] = "availability"
+    threshold_ms: Annotated[float, Field(gt=0)] | None = None
+    long: str
+    short: str
+    factor: Annotated[float, Field(gt=0, le=1000)]
+    min_events: Annotated[int, Field(ge=1)] = 100  # in the long window, else no evidence
+
+    @model_validator(mode="after")
+    def _windows(self) -> BurnRateTrigger:
+        if parse_duration(self.short) >= parse_duration(self.long):
+            raise ValueError("the short window must be shorter than the long one")
+        return self
+
+    @property
+    def long_s(self) -> float:
+        return parse_duration(self.long)
+
+    @property
+    def short_s(self) -> float:
+        return parse_duration(self.short)
+
+
 TriggerSpec = Annotated[
-    ErrorRateTrigger | DatabaseTrigger | WebSocketTrigger | LatencyTrigger | AuthTrigger,
+    ErrorRateTrigger
+    | DatabaseTrigger
+    | WebSocketTrigger
+    | LatencyTrigger
+    | AuthTrigger
+    | BurnRateTrigger,
     Field(discriminator="kind"),
 ]
-AnyTrigger = ErrorRateTrigger | DatabaseTrigger | WebSocketTrigger | LatencyTrigger | AuthTrigger
+AnyTrigger = (
+    ErrorRateTrigger
+    | DatabaseTrigger
+    | WebSocketTrigger
+    | LatencyTrigger
+    | AuthTrigger
+    | BurnRateTrigger
+)
+
+
+def burn_triggers(
+    slo_id: str,
+    objective: float,
+    signal: Literal["availability", "latency"],
+    threshold_ms: float | None,
+    alerts: Sequence[tuple[str, str, float]],
+) -> tuple[BurnRateTrigger, ...]:
+    """One burn-rate trigger per alert of an SLO; each fires on the first window that burns
+    over both of its windows (the windows themselves are the persistence)."""
+    return tuple(
+        BurnRateTrigger(
+            id=f"slo-{slo_id}-burn-{long}-{short}"[:63],
+            kind="burn-rate",
+            description=f"SLO {slo_id} budget burning at {factor:g}x over {long} and {short}",
+            consecutive=1,
+            slo=slo_id,
+            objective=objective,
+            signal=signal,
+            threshold_ms=threshold_ms,
+            long=long,
+            short=short,
+            factor=factor,
+        )
+        for long, short, factor in alerts
+    )
 
 
 class TriggerSet(BaseModel):
@@ -308,6 +392,27 @@ def judge_window(spec: AnyTrigger, w: Window) -> WindowEvidence:
             n,
             text + (" (unavailable)" if breach else ""),
         )
+    if isinstance(spec, BurnRateTrigger):
+        long, short = w.burn.get(spec.id, (Burn(None, 0, 0, 0.0), Burn(None, 0, 0, 0.0)))
+        if long.rate is None or short.rate is None:
+            return ev(
+                "no-data",
+                long.rate,
+                spec.factor,
+                long.total,
+                f"too few events for a burn rate: {long.total} over {spec.long}, "
+                f"{short.total} over {spec.short} (need {spec.min_events} over {spec.long})",
+            )
+        breach = long.rate >= spec.factor and short.rate >= spec.factor
+        return ev(
+            "breach" if breach else "ok",
+            long.rate,
+            spec.factor,
+            long.total,
+            f"SLO {spec.slo} burning {long.rate:.1f}x over {spec.long} ({long.bad}/{long.total} "
+            f"bad) and {short.rate:.1f}x over {spec.short} ({short.bad}/{short.total}); fires "
+            f"at {spec.factor:g}x over both",
+        )
     flag = w.db_ok if isinstance(spec, DatabaseTrigger) else w.auth_ok
     what = "database check" if isinstance(spec, DatabaseTrigger) else "authentication"
     if flag is None:
@@ -432,6 +537,14 @@ def advance(spec: AnyTrigger, status: TriggerStatus, window: Window) -> TriggerS
     )
 
 
+def _burns(spec: BurnRateTrigger, history: Sequence[Window]) -> tuple[Burn, Burn]:
+    now = history[-1].end_s
+    events = [e for w in history if (e := w.events(spec.signal, spec.threshold_ms)) is not None]
+    long = burn_rate(events, now, spec.long_s, spec.objective, spec.min_events)
+    short = burn_rate(events, now, spec.short_s, spec.objective)
+    return long, short
+
+
 def evaluate_series(spec: AnyTrigger, windows: Iterable[Window]) -> list[TriggerStatus]:
     """The status after each window (pure; for tests, reports and resume)."""
     status = initial_status(spec)
@@ -452,18 +565,32 @@ def first_firing(spec: AnyTrigger, windows: Sequence[Window]) -> int | None:
 
 @dataclass(frozen=True, slots=True)
 class TriggerBoard:
-    """Every trigger's status; the monitor keeps one and advances it once per window."""
+    """Every trigger's status; the monitor keeps one and advances it once per window.
+
+    Burn-rate triggers look back over their long window: the board keeps the windows of the
+    longest one (bounded: 6 h of 30 s windows is 720) and gives each window the burn rates
+    over both of every burn-rate trigger's windows before the triggers judge it.
+    """
 
     specs: tuple[AnyTrigger, ...]
     statuses: Mapping[str, TriggerStatus]
+    history: tuple[Window, ...] = ()
 
     @classmethod
     def start(cls, specs: Sequence[AnyTrigger]) -> TriggerBoard:
         return cls(tuple(specs), {s.id: initial_status(s) for s in specs})
 
     def advance(self, window: Window) -> TriggerBoard:
+        burners = [s for s in self.specs if isinstance(s, BurnRateTrigger)]
+        history = self.history
+        if burners:
+            keep_s = max(s.long_s for s in burners)
+            history = tuple(w for w in (*history, window) if w.end_s > window.end_s - keep_s)
+            window = replace(window, burn={s.id: _burns(s, history) for s in burners})
         return TriggerBoard(
-            self.specs, {s.id: advance(s, self.statuses[s.id], window) for s in self.specs}
+            self.specs,
+            {s.id: advance(s, self.statuses[s.id], window) for s in self.specs},
+            history,
         )
 
     @property

@@ -77,6 +77,8 @@ class WindowSummary:
     sampler_note: str = ""
     sampler_lag_p95_ms: float | None = None
     sampler_lag_p99_ms: float | None = None
+    # sampled requests slower than each SLO latency threshold (ms, as text: JSON keys)
+    slow: dict[str, int] = field(default_factory=dict)
     notes: tuple[str, ...] = ()
     missing: bool = False  # the monitor was not running (e.g. killed, then resumed)
 

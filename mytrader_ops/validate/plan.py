@@ -20,6 +20,7 @@ from mytrader_ops.config import (
     RollbackTrigger,
     SamplerSettings,
     SignOff,
+    Slo,
     load_config,
 )
 from mytrader_ops.errors import OpsError
@@ -54,6 +55,7 @@ class RunPlan:
     monitoring: tuple[MonitoringItem, ...]
     sources: tuple[str, ...]
     compare_to: str | None = None  # another deployment sampled alongside, as the baseline
+    slos: tuple[Slo, ...] = ()
 
     @property
     def components(self) -> frozenset[str]:
@@ -96,6 +98,7 @@ def _merge(base: Config, top: Config) -> Config:
             "sampler": top.sampler or base.sampler,
             "rollback_triggers": top.rollback_triggers or base.rollback_triggers,
             "monitoring": top.monitoring or base.monitoring,
+            "slos": top.slos or base.slos,
             "known_issues": [*base.known_issues, *top.known_issues],
             "sign_offs": top.sign_offs or base.sign_offs,
             "title": top.title if top.checks or not base.checks else base.title,
@@ -189,4 +192,5 @@ def build_plan(
         monitoring=tuple(config.monitoring),
         sources=tuple(sources),
         compare_to=_check_url("--compare-to", compare_to) if compare_to is not None else None,
+        slos=tuple(config.slos),
     )

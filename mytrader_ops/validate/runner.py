@@ -18,6 +18,7 @@ from mytrader_ops.config import (
     AuthCheck,
     Check,
     DatabaseCheck,
+    ErrorBudgetCheck,
     FrontendCheck,
     HealthCheck,
     HttpCheck,
@@ -32,6 +33,7 @@ from mytrader_ops.probes import auth, database, frontend, http, hub, websocket
 from mytrader_ops.probes.context import ProbeContext, open_context
 from mytrader_ops.redaction import Redactor
 from mytrader_ops.report.model import BaselineInfo, LatencyStream, RunReport, redact_report
+from mytrader_ops.validate.budget import BudgetSource, judge_budget
 from mytrader_ops.validate.decision import (
     KnownIssueRule,
     apply_known_issues,
@@ -95,6 +97,18 @@ async def _probe(ctx: ProbeContext, plan: RunPlan, check: Check) -> Observation:
     raise AssertionError(f"not a probe check: {check.kind}")
 
 
+async def _budget(plan: RunPlan, check: ErrorBudgetCheck, source: BudgetSource | None) -> Verdict:
+    slo = next(o for o in plan.slos if o.id == check.slo)  # the config validated the reference
+    if source is None:
+        obs = Observation(
+            check.id, check.kind, utc_now(), 0.0, inconclusive="no monitor store to read"
+        )
+        return judge_observation(_meta(check), obs)
+    since = time.time() - slo.window_s
+    events = await asyncio.to_thread(source.events, plan.environment.backend, slo, since)
+    return judge_budget(_meta(check), check, slo, events, source.name)
+
+
 def _not_in_scope(check: Check) -> Verdict:
     return Verdict(
         check.id,
@@ -114,6 +128,7 @@ async def execute(
     progress: Progress | None = None,
     today: dt.date | None = None,
     baseline: RunReport | None = None,
+    budget_source: BudgetSource | None = None,
 ) -> RunReport:
     """Run every check of the plan; never raises for an unhealthy target. With `baseline`
     (a stored run), every sampled stream is also judged against the same stream of it."""
@@ -141,8 +156,11 @@ async def execute(
         async def one(check: Check) -> None:
             async with sem:
                 note(check.id, "probing")
-                obs = await _probe(ctx, plan, check)
-                verdict = judge_observation(_meta(check), obs, _limits(check))
+                if isinstance(check, ErrorBudgetCheck):
+                    verdict = await _budget(plan, check, budget_source)
+                else:
+                    obs = await _probe(ctx, plan, check)
+                    verdict = judge_observation(_meta(check), obs, _limits(check))
                 results[check.id] = verdict
                 note(check.id, verdict.status.value)
 

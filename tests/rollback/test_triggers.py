@@ -104,13 +104,14 @@ def test_config_errors_name_the_line(body: str, line: int, fragment: str) -> Non
 
 
 @pytest.mark.parametrize(
-    ("text", "seconds"), [("500ms", 0.5), ("30s", 30), ("5m", 300), ("1.5h", 5400)]
+    ("text", "seconds"),
+    [("500ms", 0.5), ("30s", 30), ("5m", 300), ("1.5h", 5400), ("1d", 86400)],  # days: SLOs
 )
 def test_parse_duration(text: str, seconds: float) -> None:
     assert parse_duration(text) == seconds
 
 
-@pytest.mark.parametrize("text", ["5", "5 m", "m", "-1s", "1d", ""])
+@pytest.mark.parametrize("text", ["5", "5 m", "m", "-1s", "1w", ""])
 def test_parse_duration_refuses_vague_values(text: str) -> None:
     with pytest.raises(ValueError, match="unit"):
         parse_duration(text)
