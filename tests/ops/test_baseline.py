@@ -58,6 +58,13 @@ CASES = [
     # sub-millisecond: +50% of 0.4 ms is timer noise, not a regression
     ("0.4 ms -> 0.6 ms", [0.6] * 500, [0.4] * 500, Status.PASS),
     ("9 samples", [40.0] * 9, BASE, Status.INCONCLUSIVE),
+    # one slow sample in 12: the p95 jumps, but neither test can call it: slower, not shown
+    (
+        "one outlier in a small sample",
+        [20.0 + i for i in range(11)] + [500.0],
+        [20.0 + i for i in range(12)],
+        Status.WARN,
+    ),
 ]
 
 
@@ -147,6 +154,14 @@ def test_more_streams_need_stronger_evidence() -> None:
     crowd, _ = family([c] * 40)
     assert alone[0][0] is True
     assert crowd[0][0] is False
+
+
+def test_too_few_requests_to_compare_errors_is_inconclusive() -> None:
+    e = compare_errors("s", 0.01, Side("canary", None, 5, 5), Side("baseline", None, 1000, 0))
+    _, (sig,) = family([], [e])
+    j = judge_errors(e, sig)
+    assert j.status is Status.INCONCLUSIVE
+    assert "canary: 5 requests, 10 needed" in j.summary
 
 
 @pytest.mark.parametrize(
