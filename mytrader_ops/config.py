@@ -89,15 +89,74 @@ class Credentials(Model):
         )
 
 
+EnvValue = Annotated[str, Field(max_length=2048, pattern=r"^(\$\{[A-Za-z_][A-Za-z0-9_]*\}|[^$]*)$")]
+
+
+class LoginAuth(Model):
+    """Post a JSON body to a login route; the token is read from the answer. `credentials:`
+    is the shorthand for MyTrader's contract (username and password to /api/auth/login)."""
+
+    type: Literal["login"]
+    path: UrlPath = "/api/auth/login"
+    body: dict[str, EnvValue] = Field(
+        default={"username": "${MYTRADER_OPS_USERNAME}", "password": "${MYTRADER_OPS_PASSWORD}"},
+        description="The JSON body; values are literal text or ${VAR} references.",
+    )
+    token_path: str = Field(
+        default="accessToken", pattern=r"^[A-Za-z0-9_]+(\.[A-Za-z0-9_]+)*$", max_length=200
+    )
+
+
+class BearerAuth(Model):
+    """A token given to the tool: `Authorization: Bearer`, and `access_token` on hub URLs."""
+
+    type: Literal["bearer"]
+    token: Secret
+
+
+class HeaderAuth(Model):
+    """An API key sent in a header of its own."""
+
+    type: Literal["header"]
+    name: str = Field(pattern=r"^[A-Za-z0-9-]{1,100}$")
+    value: Secret
+
+
+class OAuth2Auth(Model):
+    """OAuth2 client credentials (RFC 6749, 4.4): a token fetched once per run, refreshed
+    before it expires during a long watch."""
+
+    type: Literal["oauth2"]
+    token_url: HttpUrl
+    client_id: EnvValue
+    client_secret: Secret
+    scope: str | None = Field(default=None, max_length=1000)
+    audience: str | None = Field(default=None, max_length=1000)
+
+
+AuthSpec = Annotated[LoginAuth | BearerAuth | HeaderAuth | OAuth2Auth, Field(discriminator="type")]
+
+
 class Environment(Model):
     """One deployment: where the backend and (optionally) the frontend answer."""
 
     backend: HttpUrl
     frontend: HttpUrl | None = None
     credentials: Credentials = Credentials()
+    auth: AuthSpec | None = Field(
+        default=None, description="How checks with auth: true authenticate (default: login)."
+    )
     tls_verify: bool = True
     ca_file: str | None = None
     follow_redirects: bool = False
+
+    @model_validator(mode="after")
+    def _one_way_to_log_in(self) -> Environment:
+        if self.auth is not None and (self.credentials.username or self.credentials.password):
+            raise ValueError(
+                "give either credentials: (MyTrader's login) or an auth: block, not both"
+            )
+        return self
 
 
 # --------------------------------------------------------------------------- checks
@@ -526,13 +585,14 @@ def _env_reference_problems(doc: YamlDocument) -> list[ConfigProblem]:
                 walk(v, (*path, i))
         elif isinstance(value, str) and "${" in value:
             key = path[-1] if path else ""
-            if key not in CREDENTIAL_KEYS:
+            if key not in CREDENTIAL_KEYS and "auth" not in path:
                 problems.append(
                     ConfigProblem(
                         doc.file,
                         doc.line_of(path),
                         format_path(path),
-                        "${...} environment references are allowed only for credentials",
+                        "${...} environment references are allowed only for credentials "
+                        "and in an auth: block",
                     )
                 )
 

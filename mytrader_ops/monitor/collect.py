@@ -38,7 +38,7 @@ from mytrader_ops.monitor.windows import (
     find_gaps,
 )
 from mytrader_ops.probes.context import ProbeContext, ProbeIOError, describe_error
-from mytrader_ops.probes.hubsession import HubAuth, HubError, HubSession
+from mytrader_ops.probes.hubsession import HubAuth, HubError, HubSession, hub_auth
 from mytrader_ops.probes.sampler import StreamSpec, run_sampler
 from mytrader_ops.stats import LatencyHistogram
 
@@ -149,9 +149,32 @@ def _access_token(body: bytes) -> str | None:
     return token if isinstance(token, str) and token else None
 
 
+async def _configured_auth(ctx: ProbeContext, s: CollectSettings) -> tuple[AuthState, str]:
+    """The environment's own auth (bearer, API key, OAuth2, a custom login): obtained once,
+    again before it expires, and judged by an authorized call."""
+    cred, reason, failed = await ctx.credential()
+    if cred is None:
+        return ("failed" if failed else "no-data"), reason
+    status, _body, error = await _fetch(
+        ctx,
+        "GET",
+        ctx.url(s.me_path),
+        s.probe_timeout_s,
+        headers={**cred.headers, "Accept": "application/json"},
+        max_bytes=64 * 1024,
+    )
+    if status == 200:
+        return "ok", f"authorized call GET {s.me_path}: HTTP 200"
+    if status in (401, 403):
+        return "failed", f"the configured credential was refused: GET {s.me_path} HTTP {status}"
+    return "no-data", f"authorized call not judged ({error or f'HTTP {status}'})"
+
+
 async def _auth(
     ctx: ProbeContext, s: CollectSettings, state: CollectState
 ) -> tuple[AuthState, str]:
+    if ctx.auth is not None:
+        return await _configured_auth(ctx, s)
     if not ctx.has_credentials:
         return "no-data", "no credentials (set MYTRADER_OPS_USERNAME and MYTRADER_OPS_PASSWORD)"
     now = time.monotonic()
@@ -231,8 +254,12 @@ async def collect_window(
     spacing = s.interval_s / max(1, s.hub_attempts)
     for i in range(s.hub_attempts):
         jobs.append(("direct-hub", s.hub_path, HubAuth(), None, i * spacing))
-    if state.token is not None:
+    mobile: HubAuth | None = None
+    if ctx.auth is not None:
+        mobile, _reason, _failed = await hub_auth(ctx, in_query=True)
+    elif state.token is not None:
         mobile = HubAuth(state.token, in_query=True)
+    if mobile is not None:
         jobs.append(("mobile-hub", s.mobile_hub_path, mobile, None, spacing / 2))
     if ctx.frontend is not None:
         jobs.append(("proxy-hub", s.hub_path, HubAuth(), ctx.frontend, spacing / 2))

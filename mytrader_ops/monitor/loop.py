@@ -23,7 +23,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal, Protocol
 
-from mytrader_ops.config import Credentials
+from mytrader_ops.config import AuthSpec, Credentials
 from mytrader_ops.monitor.aggregate import Totals
 from mytrader_ops.monitor.collect import CollectSettings, CollectState, collect_window
 from mytrader_ops.monitor.coverage import CoverageBoard, EvidenceFinding, judge_board
@@ -62,6 +62,7 @@ class WatchPlan:
     thresholds: Thresholds
     stream: bool = True
     follow_redirects: bool = False  # the environment's setting, as validate honours it
+    auth: AuthSpec | None = None  # the environment's auth: block (default: login)
     coverage_floor: float = DEFAULT_COVERAGE_FLOOR
     resumed: bool = False  # continuing a stored watch: windows already due were missed
 
@@ -225,6 +226,7 @@ async def run_watch(
         tls_verify=plan.tls_verify,
         ca_file=plan.ca_file,
         follow_redirects=plan.follow_redirects,
+        auth=plan.auth,
     ) as ctx:
         state = CollectState()
         stream = StreamWatcher(ctx, plan.collect.hub_path) if plan.stream else None

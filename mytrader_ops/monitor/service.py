@@ -315,6 +315,7 @@ def run_monitor(
         tls_verify=env.tls_verify,
         ca_file=env.ca_file,
         follow_redirects=env.follow_redirects,
+        auth=env.auth,
         phase=phase,
         start_s=start_s,
         deadline_s=deadline_s,

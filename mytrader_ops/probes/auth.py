@@ -14,6 +14,7 @@ import time
 
 from mytrader_ops.config import AuthCheck, Environment
 from mytrader_ops.observation import Observation, StepLog
+from mytrader_ops.probes import authn
 from mytrader_ops.probes.context import ProbeContext, run_probe
 
 
@@ -75,8 +76,52 @@ async def probe_auth(ctx: ProbeContext, check: AuthCheck, env: Environment) -> O
         else:
             log.fail(name, f"{detail}, expected 401")
 
+    async def token_attacks(log: StepLog, token: str) -> None:
+        await expect_401(log, "tampered token refused", tampered(token))
+        none_token = alg_none(token)
+        if none_token is not None:
+            await expect_401(log, "alg=none token refused", none_token)
+        real_expired = env.credentials.expired_token
+        if real_expired is not None and real_expired.present:
+            ctx.redactor.add_secret(real_expired)
+            await expect_401(log, "expired token refused", real_expired.reveal())
+        else:
+            forged = with_expired_claims(token)
+            if forged is None:
+                log.skip("expired token refused", "token is not a JWT")
+            else:
+                await expect_401(
+                    log,
+                    "expired token refused",
+                    forged,
+                    "exp in the past, re-encoded without the key; configure expired_token "
+                    "for a genuinely signed one",
+                )
+
+    async def configured(log: StepLog) -> None:
+        """The environment's own auth: obtain it, use it, and attack the token it gave."""
+        credentials = await ctx.authenticate(log)
+        if credentials is None:
+            return
+        log.ok("authenticate", authn.describe(env.auth) if env.auth else "login")
+        got = await ctx.fetch(
+            "GET",
+            ctx.url(check.me_path),
+            headers={**credentials, "Accept": "application/json"},
+            max_bytes=65536,
+        )
+        (log.ok if got.status == 200 else log.fail)(
+            "authorized call", f"GET {check.me_path}: HTTP {got.status}"
+        )
+        token, _reason = await ctx.token()
+        if token is not None:
+            await token_attacks(log, token)
+
     async def body(log: StepLog) -> str | None:
         await expect_401(log, "missing token refused", None)
+        if env.auth is not None:
+            await configured(log)
+            return None
         if not ctx.has_credentials:
             log.unknown("login", "no credentials configured")
             return "no credentials (set MYTRADER_OPS_USERNAME and MYTRADER_OPS_PASSWORD)"
@@ -115,26 +160,7 @@ async def probe_auth(ctx: ProbeContext, check: AuthCheck, env: Environment) -> O
             max_bytes=65536,
         )
         (log.ok if bad.status == 401 else log.fail)("wrong password refused", f"HTTP {bad.status}")
-        await expect_401(log, "tampered token refused", tampered(token))
-        none_token = alg_none(token)
-        if none_token is not None:
-            await expect_401(log, "alg=none token refused", none_token)
-        real_expired = env.credentials.expired_token
-        if real_expired is not None and real_expired.present:
-            ctx.redactor.add_secret(real_expired)
-            await expect_401(log, "expired token refused", real_expired.reveal())
-        else:
-            forged = with_expired_claims(token)
-            if forged is None:
-                log.skip("expired token refused", "token is not a JWT")
-            else:
-                await expect_401(
-                    log,
-                    "expired token refused",
-                    forged,
-                    "exp in the past, re-encoded without the key; configure expired_token "
-                    "for a genuinely signed one",
-                )
+        await token_attacks(log, token)
         return None
 
     return await run_probe(check.id, check.kind, check.timeout_s, body, redactor=ctx.redactor)

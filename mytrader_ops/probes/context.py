@@ -18,7 +18,10 @@ from urllib.parse import urljoin, urlsplit
 
 import httpx
 
+from mytrader_ops.config import AuthSpec
 from mytrader_ops.observation import Observation, StepLog, utc_now
+from mytrader_ops.probes import authn
+from mytrader_ops.probes.authn import Credential
 from mytrader_ops.redaction import Redactor
 
 MAX_REDIRECTS = 5
@@ -49,6 +52,7 @@ class ProbeContext:
         redactor: Redactor,
         follow_redirects: bool = False,
         login_path: str = "/api/auth/login",
+        auth: AuthSpec | None = None,
     ) -> None:
         self.backend = backend.rstrip("/")
         self.frontend = frontend.rstrip("/") if frontend else None
@@ -59,13 +63,14 @@ class ProbeContext:
         self.redactor = redactor
         self.follow_redirects = follow_redirects
         self.login_path = login_path
-        self._token: str | None = None
-        self._token_error: str | None = None
+        self.auth = auth
+        self._credential: Credential | None = None
+        self._auth_error: tuple[str, bool] | None = None
         self._token_lock = asyncio.Lock()
 
     @property
     def has_credentials(self) -> bool:
-        return bool(self.username and self.password)
+        return self.auth is not None or bool(self.username and self.password)
 
     def url(self, path: str, base: str | None = None) -> str:
         return f"{(base or self.backend)}{path}"
@@ -78,12 +83,15 @@ class ProbeContext:
         headers: dict[str, str] | None = None,
         json_body: object = None,
         max_bytes: int = 4 * 1024 * 1024,
+        content: bytes | None = None,
     ) -> Fetched:
         """One request with a streaming size cap; redirects only when configured."""
         started = time.perf_counter()
         hdrs = dict(headers or {})
         for _ in range(MAX_REDIRECTS + 1):
-            request = self.client.build_request(method, url, headers=hdrs, json=json_body)
+            request = self.client.build_request(
+                method, url, headers=hdrs, json=json_body, content=content
+            )
             response = await self.client.send(request, stream=True)
             try:
                 body = bytearray()
@@ -109,32 +117,82 @@ class ProbeContext:
             )
         raise TooManyRedirects(f"more than {MAX_REDIRECTS} redirects")
 
-    async def token(self) -> tuple[str | None, str]:
-        """Log in once per run; returns (token, reason when None)."""
+    async def credential(self) -> tuple[Credential | None, str, bool]:
+        """Authenticate once per run (again before a token expires).
+
+        Returns (credential, reason when None, whether that is a failure of the deployment
+        rather than missing credentials).
+        """
         async with self._token_lock:
-            if self._token is not None:
-                return self._token, ""
-            if self._token_error is not None:
-                return None, self._token_error
-            if not self.has_credentials:
-                self._token_error = NO_CREDENTIALS
-                return None, self._token_error
+            if self._credential is not None and self._credential.fresh():
+                return self._credential, "", False
+            if self._credential is None and self._auth_error is not None:
+                reason, failed = self._auth_error
+                return None, reason, failed
             try:
-                got = await self.fetch(
-                    "POST",
-                    self.url(self.login_path),
-                    json_body={"username": self.username, "password": self.password},
-                    max_bytes=64 * 1024,
-                )
-                token = _access_token(got)
-                if token is None:
-                    self._token_error = f"login answered HTTP {got.status} without accessToken"
-                else:
-                    self._token = token
-                    self.redactor.add(token)
+                self._credential = await self._obtain()
+                self._auth_error = None
+            except authn.AuthUnavailable as exc:
+                self._credential, self._auth_error = None, (str(exc), False)
+            except authn.AuthFailed as exc:
+                self._credential, self._auth_error = None, (str(exc), True)
             except (httpx.HTTPError, OSError, ProbeIOError) as exc:
-                self._token_error = f"login failed: {describe_error(exc)}"
-            return self._token, self._token_error or ""
+                what = authn.describe(self.auth) if self.auth is not None else "login"
+                self._credential = None
+                self._auth_error = (f"{what} failed: {describe_error(exc)}", True)
+            if self._credential is not None:
+                return self._credential, "", False
+            assert self._auth_error is not None
+            reason, failed = self._auth_error
+            return None, reason, failed
+
+    async def authenticate(self, log: StepLog) -> dict[str, str] | None:
+        """Headers for an authenticated request, or None after recording why: missing
+        credentials as unknown (INCONCLUSIVE), a failing login or token endpoint as failed."""
+        cred, reason, failed = await self.credential()
+        if cred is None:
+            (log.fail if failed else log.unknown)("authenticate", reason)
+            return None
+        return dict(cred.headers)
+
+    async def token(self) -> tuple[str | None, str]:
+        """A bearer token (None with the reason when there is none, e.g. an API key)."""
+        cred, reason, _failed = await self.credential()
+        if cred is None:
+            return None, reason
+        if cred.token is None:
+            return None, f"{authn.describe(self.auth) if self.auth else 'login'} gives no token"
+        return cred.token, ""
+
+    async def _post(
+        self, url: str, headers: dict[str, str], json_body: object, form: bytes | None
+    ) -> authn.Answer:
+        got = await self.fetch(
+            "POST", url, headers=headers, json_body=json_body, content=form, max_bytes=64 * 1024
+        )
+        text = got.body.decode("utf-8", "replace")
+        try:
+            doc: object = json.loads(text)
+        except ValueError:
+            doc = None
+        return authn.Answer(got.status, doc, text[:200])
+
+    async def _obtain(self) -> Credential:
+        if self.auth is not None:
+            return await authn.obtain(self.auth, self.backend, self._post, self.redactor)
+        if not (self.username and self.password):
+            raise authn.AuthUnavailable(NO_CREDENTIALS)
+        got = await self.fetch(
+            "POST",
+            self.url(self.login_path),
+            json_body={"username": self.username, "password": self.password},
+            max_bytes=64 * 1024,
+        )
+        token = _access_token(got)
+        if token is None:
+            raise authn.AuthFailed(f"login answered HTTP {got.status} without accessToken")
+        self.redactor.add(token)
+        return Credential({"Authorization": f"Bearer {token}"}, token)
 
 
 def _access_token(got: Fetched) -> str | None:
@@ -214,6 +272,7 @@ async def open_context(
     tls_verify: bool = True,
     ca_file: str | None = None,
     follow_redirects: bool = False,
+    auth: AuthSpec | None = None,
 ) -> AsyncIterator[ProbeContext]:
     ssl_context = make_ssl_context(tls_verify, ca_file)
     limits = httpx.Limits(max_connections=32, max_keepalive_connections=16)
@@ -234,6 +293,7 @@ async def open_context(
             password=password,
             redactor=redactor,
             follow_redirects=follow_redirects,
+            auth=auth,
         )
 
 

@@ -39,11 +39,10 @@ async def probe_database(ctx: ProbeContext, check: DatabaseCheck) -> Observation
             record(f"readiness {comp.name}", text)
         if not check.round_trip:
             return None
-        token, reason = await ctx.token()
-        if token is None:
-            log.unknown("round trip", f"skipped: {reason}")
-            return f"paper-order round trip needs credentials: {reason}"
-        headers = {"Authorization": f"Bearer {token}", "Accept": "application/json"}
+        credentials = await ctx.authenticate(log)
+        if credentials is None:
+            return None
+        headers = {**credentials, "Accept": "application/json"}
         client_id = f"mytrader-ops-{uuid.uuid4().hex[:16]}"
         order = {
             "symbol": check.order.symbol,

@@ -78,11 +78,12 @@ def _canonical(body: bytes) -> object:
 
 async def _same_backend(ctx: ProbeContext, check: ProxyCheck, log: StepLog) -> None:
     """Identity, not just equal content: the same token must see the same account both ways."""
-    token, reason = await ctx.token()
-    if token is None:
-        log.unknown("same backend", f"identity needs credentials ({reason})")
+    cred, reason, failed = await ctx.credential()
+    if cred is None:
+        record = log.fail if failed else log.unknown
+        record("same backend", f"identity needs credentials ({reason})")
         return
-    headers = {"Authorization": f"Bearer {token}", "Accept": "application/json"}
+    headers = {**cred.headers, "Accept": "application/json"}
     assert ctx.frontend is not None
     via, direct = await asyncio.gather(
         ctx.fetch("GET", ctx.url(check.identity_path, ctx.frontend), headers=headers),

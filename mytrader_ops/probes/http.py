@@ -46,11 +46,10 @@ async def probe_http(ctx: ProbeContext, check: HttpCheck) -> Observation:
     async def body(log: StepLog) -> str | None:
         headers: dict[str, str] = {"Accept": "application/json", **check.headers}
         if check.auth:
-            token, reason = await ctx.token()
-            if token is None:
-                log.unknown("login", reason)
-                return reason
-            headers["Authorization"] = f"Bearer {token}"
+            credentials = await ctx.authenticate(log)
+            if credentials is None:
+                return None
+            headers.update(credentials)
         got = await ctx.fetch(
             check.method, ctx.url(check.path), headers=headers, max_bytes=check.max_bytes
         )

@@ -9,7 +9,13 @@ from dataclasses import dataclass
 from mytrader_ops.config import ConnectionSuccessCheck, HubCheck, MobileCheck
 from mytrader_ops.observation import Observation, StepLog
 from mytrader_ops.probes.context import ProbeContext, run_probe
-from mytrader_ops.probes.hubsession import HubAuth, HubError, HubSession, negotiate_status
+from mytrader_ops.probes.hubsession import (
+    HubAuth,
+    HubError,
+    HubSession,
+    hub_auth,
+    negotiate_status,
+)
 
 MOBILE_LABEL = "simulated mobile client"
 PING_WAIT_S = 20.0
@@ -30,11 +36,11 @@ async def _auth_for(
         )
     if not check.auth:
         return HubAuth()
-    token, reason = await ctx.token()
-    if token is None:
-        log.unknown("login", reason)
+    auth, reason, failed = await hub_auth(ctx, in_query)
+    if auth is None:
+        (log.fail if failed else log.unknown)("authenticate", reason)
         return reason
-    return HubAuth(token, in_query)
+    return auth
 
 
 async def _exercise(session: HubSession, check: HubCheck, log: StepLog, tag: str = "") -> None:
@@ -144,6 +150,7 @@ class ConnectionTally:
     failures: dict[str, int]
     connect_ms_p50: float | None
     unavailable: str | None = None
+    missing: bool = True  # unavailable for want of credentials (not the deployment's failure)
 
 
 async def measure_connection_success(
@@ -156,10 +163,10 @@ async def measure_connection_success(
     """
     auth = HubAuth()
     if check.auth:
-        token, reason = await ctx.token()
-        if token is None:
-            return ConnectionTally(0, 0, {}, None, reason)
-        auth = HubAuth(token)
+        got, reason, auth_failed = await hub_auth(ctx)
+        if got is None:
+            return ConnectionTally(0, 0, {}, None, reason, missing=not auth_failed)
+        auth = got
     failures: dict[str, int] = {}
     times: list[float] = []
     sem = asyncio.Semaphore(check.concurrency)

@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 
 from mytrader_ops.config import HubLatencyCheck
 from mytrader_ops.probes.context import ProbeContext, describe_error
-from mytrader_ops.probes.hubsession import HubAuth, HubError, HubSession
+from mytrader_ops.probes.hubsession import HubAuth, HubError, HubSession, hub_auth
 from mytrader_ops.probes.sampler import (
     SamplerHealth,
     SamplingControl,
@@ -50,6 +50,7 @@ class HubLatencyResult:
     health: SamplerHealth | None = None
     sampled_s: float = 0.0
     unavailable: str | None = None
+    missing: bool = False  # unavailable for want of credentials, not the hub's failure
 
 
 class _Link:
@@ -124,11 +125,11 @@ async def sample_hub_latency(
     result = result if result is not None else HubLatencyResult()
     auth = HubAuth()
     if check.auth:
-        token, reason = await ctx.token()
-        if token is None:
-            result.unavailable = reason
+        got, reason, failed = await hub_auth(ctx)
+        if got is None:
+            result.unavailable, result.missing = reason, not failed
             return result
-        auth = HubAuth(token)
+        auth = got
     link = _Link(ctx, check, auth)
     try:
         link.session = await link.open()

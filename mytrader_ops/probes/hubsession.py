@@ -34,6 +34,25 @@ class HubError(Exception):
 class HubAuth:
     token: str | None = None
     in_query: bool = False  # browser/mobile style: access_token query instead of a header
+    headers: tuple[tuple[str, str], ...] = ()  # other credentials (an API key header)
+
+    def request_headers(self) -> dict[str, str]:
+        headers = dict(self.headers)
+        if self.token is not None and not self.in_query:
+            headers["Authorization"] = f"Bearer {self.token}"
+        return headers
+
+
+async def hub_auth(ctx: ProbeContext, in_query: bool = False) -> tuple[HubAuth | None, str, bool]:
+    """The run's credential as a hub carries it: a bearer token in the Authorization header,
+    or as `access_token` in the negotiate and upgrade query (browsers, mobile apps); other
+    credentials (an API key) as their own headers. (None, reason, failed) without one."""
+    cred, reason, failed = await ctx.credential()
+    if cred is None:
+        return None, reason, failed
+    if cred.token is not None:
+        return HubAuth(cred.token, in_query), "", False
+    return HubAuth(headers=tuple(cred.headers.items())), "", False
 
 
 def _ms(t0: float) -> float:
@@ -44,13 +63,9 @@ async def negotiate_status(
     ctx: ProbeContext, base: str, path: str, auth: HubAuth
 ) -> tuple[int, bytes, float]:
     url = f"{base}{path}/negotiate?negotiateVersion=1"
-    headers: dict[str, str] = {}
-    if auth.token is not None:
-        if auth.in_query:
-            url += f"&access_token={auth.token}"
-        else:
-            headers["Authorization"] = f"Bearer {auth.token}"
-    got = await ctx.fetch("POST", url, headers=headers, max_bytes=64 * 1024)
+    if auth.token is not None and auth.in_query:
+        url += f"&access_token={auth.token}"
+    got = await ctx.fetch("POST", url, headers=auth.request_headers(), max_bytes=64 * 1024)
     return got.status, got.body, got.elapsed_ms
 
 
@@ -95,9 +110,7 @@ class HubSession:
         url = signalr.ws_url(
             f"{base}{path}", parsed.connection_id, auth.token if auth.in_query else None
         )
-        headers = {}
-        if auth.token is not None and not auth.in_query:
-            headers["Authorization"] = f"Bearer {auth.token}"
+        headers = auth.request_headers()
         t1 = time.perf_counter()
         try:
             ws = await connect(

@@ -150,6 +150,7 @@ async def execute(
         tls_verify=env.tls_verify,
         ca_file=env.ca_file,
         follow_redirects=env.follow_redirects,
+        auth=env.auth,
     ) as ctx:
         sem = asyncio.Semaphore(PROBE_CONCURRENCY)
 
@@ -185,6 +186,7 @@ async def execute(
                             tls_verify=env.tls_verify,
                             ca_file=env.ca_file,
                             follow_redirects=env.follow_redirects,
+                            auth=env.auth,
                         )
                     )
                 outcome = await run_sla_phase(ctx, plan, sla_checks, other)

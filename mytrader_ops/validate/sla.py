@@ -33,7 +33,7 @@ from mytrader_ops.config import (
 )
 from mytrader_ops.observation import Observation, utc_now
 from mytrader_ops.probes import hub, hublatency
-from mytrader_ops.probes.context import NO_CREDENTIALS, ProbeContext
+from mytrader_ops.probes.context import ProbeContext
 from mytrader_ops.probes.hublatency import HubLatencyResult
 from mytrader_ops.probes.sampler import (
     SamplerResult,
@@ -227,6 +227,14 @@ def _missing(meta: CheckMeta, check: Check, reason: str) -> Verdict:
     return judge_observation(meta, obs)
 
 
+def _unavailable(meta: CheckMeta, check: Check, reason: str, failed: bool) -> Verdict:
+    """Not sampled: missing credentials is missing evidence; a failing login or token endpoint
+    (or a hub that could not be reached) is the deployment's failure."""
+    if not failed:
+        return _missing(meta, check, reason)
+    return judge_observation(meta, Observation(check.id, check.kind, utc_now(), 0.0, error=reason))
+
+
 def judge_hub_stream(
     meta: CheckMeta, c: HubLatencyCheck, r: HubLatencyResult, limit: float, stop: str
 ) -> Verdict:
@@ -293,21 +301,21 @@ def judge_hub_stream(
 
 async def _stream_specs(
     ctx: ProbeContext, checks: list[Check]
-) -> tuple[dict[str, StreamSpec], set[str]]:
+) -> tuple[dict[str, StreamSpec], dict[str, tuple[str, bool]]]:
     """One stream per sampled path (with a token where a check needs one), and the checks
     that cannot be sampled for want of credentials."""
     specs: dict[str, StreamSpec] = {}
-    token_missing: set[str] = set()
+    token_missing: dict[str, tuple[str, bool]] = {}
     for lc in checks:
         if not isinstance(lc, LatencyCheck):
             continue
         headers: dict[str, str] = {}
         if lc.auth:
-            token, _reason = await ctx.token()
-            if token is None:
-                token_missing.add(lc.id)
+            cred, reason, failed = await ctx.credential()
+            if cred is None:
+                token_missing[lc.id] = (reason, failed)
                 continue
-            headers["Authorization"] = f"Bearer {token}"
+            headers.update(cred.headers)
         spec = specs.setdefault(lc.path, StreamSpec(lc.path, headers))
         specs[lc.path] = dataclasses.replace(spec, watch_ms=(*spec.watch_ms, lc.max_ms))
     return specs, token_missing
@@ -458,13 +466,11 @@ async def run_sla_phase(
             verdicts.append(_judge_error_rate(meta, c, streams, specs))
         elif isinstance(c, HubLatencyCheck):
             _ctl, hr = streams.hubs[c.id]
-            if hr.unavailable is not None or hr.health is None:
-                reason = hr.unavailable or "the hub sampler did not finish"
-                if reason in (NO_CREDENTIALS, "the hub sampler did not finish"):
-                    verdicts.append(_missing(meta, c, reason))
-                else:
-                    obs = Observation(c.id, c.kind, utc_now(), 0.0, error=reason)
-                    verdicts.append(judge_observation(meta, obs))
+            if hr.unavailable is not None:
+                verdicts.append(_unavailable(meta, c, hr.unavailable, not hr.missing))
+                continue
+            if hr.health is None:
+                verdicts.append(_missing(meta, c, "the hub sampler did not finish"))
                 continue
             stop = streams.stopped.get(hub_key(c.id), "")
             verdicts.append(judge_hub_stream(meta, c, hr, hub_error_limit(c, checks), stop))
@@ -479,10 +485,11 @@ def _judge_latency_check(
     c: LatencyCheck,
     sampled: SamplerResult | None,
     streams: _Streams,
-    token_missing: set[str],
+    token_missing: dict[str, tuple[str, bool]],
 ) -> Verdict:
     if c.id in token_missing:
-        return _missing(meta, c, NO_CREDENTIALS)
+        reason, failed = token_missing[c.id]
+        return _unavailable(meta, c, reason, failed)
     got = sampled.streams.get(c.path) if sampled is not None else None
     if got is None or sampled is None:
         return _missing(meta, c, "the sampler did not finish")
@@ -537,9 +544,10 @@ def _judge_connections(
     meta: CheckMeta, c: ConnectionSuccessCheck, t: hub.ConnectionTally | None
 ) -> Verdict:
     """A fixed-size experiment (not sequential): judged on its Wilson 95% interval."""
-    if t is None or t.unavailable is not None:
-        reason = t.unavailable if t is not None and t.unavailable else "did not finish"
-        return _missing(meta, c, reason)
+    if t is None:
+        return _missing(meta, c, "did not finish")
+    if t.unavailable is not None:
+        return _unavailable(meta, c, t.unavailable, not t.missing)
     evidence = tuple(f"{v} x {k}" for k, v in t.failures.items())
     if t.connect_ms_p50 is not None:
         evidence += (f"median negotiate+connect+handshake {t.connect_ms_p50:.1f} ms",)
