@@ -61,6 +61,8 @@ _UNION_TAGS = frozenset(
         "hub-latency",
         "connection-success",
         "error-budget",
+        "command",
+        "tls",
     }
 )
 CREDENTIAL_KEYS = frozenset({"username", "password", "token", "expired_token"})
@@ -345,6 +347,32 @@ class HubLatencyCheck(CheckBase):
     )
 
 
+EnvName = Annotated[str, Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]{0,127}$")]
+
+
+class CommandCheck(CheckBase):
+    """Run a program (never a shell): exit 0 passes; optional JSON `{"value": x}` on its last
+    line of output is judged against `max`/`min`. Only the variables named in `env` (and PATH,
+    HOME, LANG) reach it; its output is size-capped and redacted."""
+
+    kind: Literal["command"]
+    command: list[Annotated[str, Field(max_length=4096)]] = Field(min_length=1, max_length=100)
+    env: list[EnvName] = []
+    max: float | None = None
+    min: float | None = None
+    unit: str = Field(default="", max_length=20)
+
+
+class TlsCheck(CheckBase):
+    """The backend's (or `url`'s) certificate chain verifies for the host with the
+    environment's `ca_file`, it expires no sooner than `min_days`, and the protocol is TLS 1.2
+    or newer."""
+
+    kind: Literal["tls"]
+    url: HttpUrl | None = None
+    min_days: Annotated[int, Field(ge=0, le=3650)] = 14
+
+
 class ErrorBudgetCheck(CheckBase):
     """Gate a deploy on an SLO's remaining error budget, read from the monitor's windows."""
 
@@ -381,7 +409,9 @@ Check = Annotated[
     | ErrorRateCheck
     | HubLatencyCheck
     | ConnectionSuccessCheck
-    | ErrorBudgetCheck,
+    | ErrorBudgetCheck
+    | CommandCheck
+    | TlsCheck,
     Field(discriminator="kind"),
 ]
 

@@ -53,6 +53,7 @@ class ProbeContext:
         follow_redirects: bool = False,
         login_path: str = "/api/auth/login",
         auth: AuthSpec | None = None,
+        ca_file: str | None = None,
     ) -> None:
         self.backend = backend.rstrip("/")
         self.frontend = frontend.rstrip("/") if frontend else None
@@ -64,6 +65,7 @@ class ProbeContext:
         self.follow_redirects = follow_redirects
         self.login_path = login_path
         self.auth = auth
+        self.ca_file = ca_file
         self._credential: Credential | None = None
         self._auth_error: tuple[str, bool] | None = None
         self._token_lock = asyncio.Lock()
@@ -294,6 +296,7 @@ async def open_context(
             redactor=redactor,
             follow_redirects=follow_redirects,
             auth=auth,
+            ca_file=ca_file,
         )
 
 

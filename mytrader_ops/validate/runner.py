@@ -17,6 +17,7 @@ from mytrader_ops import __version__
 from mytrader_ops.config import (
     AuthCheck,
     Check,
+    CommandCheck,
     DatabaseCheck,
     ErrorBudgetCheck,
     FrontendCheck,
@@ -26,10 +27,11 @@ from mytrader_ops.config import (
     MetricsCheck,
     MobileCheck,
     ProxyCheck,
+    TlsCheck,
     WebSocketCheck,
 )
 from mytrader_ops.observation import Observation, utc_now
-from mytrader_ops.probes import auth, database, frontend, http, hub, websocket
+from mytrader_ops.probes import auth, command, database, frontend, http, hub, tls, websocket
 from mytrader_ops.probes.context import ProbeContext, open_context
 from mytrader_ops.redaction import Redactor
 from mytrader_ops.report.model import BaselineInfo, LatencyStream, RunReport, redact_report
@@ -66,6 +68,15 @@ def _limits(check: Check) -> tuple[Limit, ...]:
         return (Limit("load_ms", check.max_load_ms, label="page load"),)
     if isinstance(check, MobileCheck):
         return (Limit("reconnect_ms", check.max_reconnect_ms, label="reconnect"),)
+    if isinstance(check, CommandCheck):
+        limits = []
+        if check.max is not None:
+            limits.append(Limit("value", check.max, check.unit, "<=", "value"))
+        if check.min is not None:
+            limits.append(Limit("value", check.min, check.unit, ">=", "value"))
+        return tuple(limits)
+    if isinstance(check, TlsCheck):
+        return (Limit("days_to_expiry", check.min_days, "days", ">=", "days to expiry"),)
     if isinstance(check, HubCheck) and check.expect_message is not None:
         return (
             Limit("first_message_ms", check.first_message_within_ms, label="time to first message"),
@@ -94,6 +105,10 @@ async def _probe(ctx: ProbeContext, plan: RunPlan, check: Check) -> Observation:
         return await frontend.probe_frontend(ctx, check)
     if isinstance(check, ProxyCheck):
         return await frontend.probe_proxy(ctx, check)
+    if isinstance(check, CommandCheck):
+        return await command.probe_command(ctx, check)
+    if isinstance(check, TlsCheck):
+        return await tls.probe_tls(ctx, check)
     raise AssertionError(f"not a probe check: {check.kind}")
 
 
