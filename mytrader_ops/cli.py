@@ -267,15 +267,46 @@ def runs(
 @config_app.command("check")
 def config_check(
     file: Annotated[Path, typer.Argument(help="YAML configuration or suite.", dir_okay=False)],
+    env: Annotated[
+        str | None,
+        typer.Option(
+            "--env", help="Also ask this environment's Prometheus to parse every PromQL query."
+        ),
+    ] = None,
 ) -> None:
-    """Validate a configuration file without probing anything."""
-    from mytrader_ops.config import load_config
-    from mytrader_ops.errors import ConfigError
+    """Validate a configuration file without probing anything (with --env: except asking
+    the environment's Prometheus whether it accepts each query)."""
+    from mytrader_ops.config import parse_config
+    from mytrader_ops.errors import ConfigError, ConfigProblem, OpsError
+    from mytrader_ops.yamlsafe import format_path, read_yaml
 
     try:
-        cfg = load_config(file)
+        doc = read_yaml(file)
+        cfg = parse_config(doc)
     except ConfigError as exc:
         fail_with_problems("", exc.problems)
+    except OpsError as exc:
+        _fail(str(exc), exc.exit_code)
+    if env is not None:
+        import asyncio
+
+        from mytrader_ops.validate.queries import rejected_queries
+
+        try:
+            rejected = asyncio.run(rejected_queries(cfg, env))
+        except LookupError as exc:
+            _fail(str(exc))
+        if rejected:
+            problems = [
+                ConfigProblem(
+                    doc.file,
+                    doc.line_of(("checks", i, "query")),
+                    format_path(("checks", i, "query")),
+                    f"Prometheus rejects it: {why}",
+                )
+                for i, why in rejected
+            ]
+            fail_with_problems("", problems)
     typer.echo(f"{file}: OK ({len(cfg.checks)} checks, {len(cfg.environments)} environments)")
 
 

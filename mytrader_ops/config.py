@@ -63,6 +63,7 @@ _UNION_TAGS = frozenset(
         "error-budget",
         "command",
         "tls",
+        "prometheus",
     }
 )
 CREDENTIAL_KEYS = frozenset({"username", "password", "token", "expired_token"})
@@ -139,6 +140,17 @@ class OAuth2Auth(Model):
 AuthSpec = Annotated[LoginAuth | BearerAuth | HeaderAuth | OAuth2Auth, Field(discriminator="type")]
 
 
+class PrometheusSource(Model):
+    """Where the fleet's metrics can be queried (`kind: prometheus` checks and triggers)."""
+
+    url: HttpUrl
+    auth: AuthSpec | None = None
+
+
+def _source(value: object) -> object:
+    return {"url": value} if isinstance(value, str) else value
+
+
 class Environment(Model):
     """One deployment: where the backend and (optionally) the frontend answer."""
 
@@ -147,6 +159,9 @@ class Environment(Model):
     credentials: Credentials = Credentials()
     auth: AuthSpec | None = Field(
         default=None, description="How checks with auth: true authenticate (default: login)."
+    )
+    prometheus: Annotated[PrometheusSource, BeforeValidator(_source)] | None = Field(
+        default=None, description="A Prometheus URL (or {url, auth}) for kind: prometheus."
     )
     tls_verify: bool = True
     ca_file: str | None = None
@@ -373,6 +388,33 @@ class TlsCheck(CheckBase):
     min_days: Annotated[int, Field(ge=0, le=3650)] = 14
 
 
+class PrometheusCheck(CheckBase):
+    """A PromQL query over the fleet, judged against `max` or `min`.
+
+    Instant by default; with `range` (e.g. 5m) every sample of the last `range` at `step`.
+    `aggregate: each` (the default) holds every series (and every sample) to the limit;
+    `max`/`min`/`avg` judge one figure over all of them. An empty result, NaN, a stale series
+    or an unreachable Prometheus is missing evidence (INCONCLUSIVE), never a pass.
+    """
+
+    kind: Literal["prometheus"]
+    query: str = Field(min_length=1, max_length=4000)
+    max: float | None = None
+    min: float | None = None
+    range: Span | None = None
+    step: Span = "15s"
+    aggregate: Literal["each", "max", "min", "avg"] = "each"
+    min_series: Annotated[int, Field(ge=1)] = 1
+    min_samples: Annotated[int, Field(ge=1)] = 1
+    unit: str = Field(default="", max_length=20)
+
+    @model_validator(mode="after")
+    def _one_limit(self) -> PrometheusCheck:
+        if (self.max is None) == (self.min is None):
+            raise ValueError("give exactly one of max: or min:")
+        return self
+
+
 class ErrorBudgetCheck(CheckBase):
     """Gate a deploy on an SLO's remaining error budget, read from the monitor's windows."""
 
@@ -411,7 +453,8 @@ Check = Annotated[
     | ConnectionSuccessCheck
     | ErrorBudgetCheck
     | CommandCheck
-    | TlsCheck,
+    | TlsCheck
+    | PrometheusCheck,
     Field(discriminator="kind"),
 ]
 

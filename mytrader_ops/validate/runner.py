@@ -26,13 +26,25 @@ from mytrader_ops.config import (
     HubCheck,
     MetricsCheck,
     MobileCheck,
+    PrometheusCheck,
     ProxyCheck,
     TlsCheck,
     WebSocketCheck,
 )
 from mytrader_ops.observation import Observation, utc_now
-from mytrader_ops.probes import auth, command, database, frontend, http, hub, tls, websocket
+from mytrader_ops.probes import (
+    auth,
+    command,
+    database,
+    frontend,
+    http,
+    hub,
+    prometheus,
+    tls,
+    websocket,
+)
 from mytrader_ops.probes.context import ProbeContext, open_context
+from mytrader_ops.probes.prometheus import PromResult
 from mytrader_ops.redaction import Redactor
 from mytrader_ops.report.model import BaselineInfo, LatencyStream, RunReport, redact_report
 from mytrader_ops.validate.budget import BudgetSource, judge_budget
@@ -49,6 +61,7 @@ from mytrader_ops.validate.evaluate import (
     judge_observation,
 )
 from mytrader_ops.validate.plan import RunPlan
+from mytrader_ops.validate.promjudge import judge_prometheus
 from mytrader_ops.validate.sla import run_sla_phase
 from mytrader_ops.verdict import Status, Verdict
 
@@ -110,6 +123,25 @@ async def _probe(ctx: ProbeContext, plan: RunPlan, check: Check) -> Observation:
     if isinstance(check, TlsCheck):
         return await tls.probe_tls(ctx, check)
     raise AssertionError(f"not a probe check: {check.kind}")
+
+
+async def _prometheus(ctx: ProbeContext, plan: RunPlan, check: PrometheusCheck) -> Verdict:
+    source = plan.environment.prometheus
+    if source is None:
+        obs = Observation(
+            check.id,
+            check.kind,
+            utc_now(),
+            0.0,
+            inconclusive="no prometheus: URL in this environment to query",
+        )
+        return judge_observation(_meta(check), obs)
+    try:
+        async with asyncio.timeout(check.timeout_s):
+            result = await prometheus.query(ctx, source, check)
+    except TimeoutError:
+        result = PromResult(unreachable=f"Prometheus did not answer within {check.timeout_s:g} s")
+    return judge_prometheus(_meta(check), check, result)
 
 
 async def _budget(plan: RunPlan, check: ErrorBudgetCheck, source: BudgetSource | None) -> Verdict:
@@ -174,6 +206,8 @@ async def execute(
                 note(check.id, "probing")
                 if isinstance(check, ErrorBudgetCheck):
                     verdict = await _budget(plan, check, budget_source)
+                elif isinstance(check, PrometheusCheck):
+                    verdict = await _prometheus(ctx, plan, check)
                 else:
                     obs = await _probe(ctx, plan, check)
                     verdict = judge_observation(_meta(check), obs, _limits(check))

@@ -1,0 +1,156 @@
+"""Prometheus as an evidence source (issue 10, part 2): a real Prometheus scraping two real
+mytrader-server processes every second; the real CLI queries it across the fleet.
+
+Healthy -> PASS; injected 5xx on one replica -> FAIL with the fleet's value; a query that
+matches nothing, an unreachable Prometheus, a NaN and a query the server rejects ->
+INCONCLUSIVE with the reason (never PASS); `config check --env` reports the rejected query
+with its file and line before any run.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import time
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import pytest
+
+from tests.ops.conftest import run_cli
+from tests.support.live import LiveServer, scaled, start_server
+from tests.support.prometheus import PromServer, start_prometheus
+
+pytestmark = pytest.mark.slow
+
+FLEET_ERRORS = (
+    '(sum(rate(mytrader_http_requests_total{status=~"5.."}[5s])) or vector(0))'
+    " / sum(rate(mytrader_http_requests_total[5s]))"
+)
+
+
+@pytest.fixture(scope="module")
+def fleet(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[tuple[list[LiveServer], PromServer]]:
+    servers: list[LiveServer] = []
+    prom: PromServer | None = None
+    try:
+        for name in ("a", "b"):
+            tmp = tmp_path_factory.mktemp(f"replica-{name}")
+            servers.append(start_server(tmp))
+        targets = [urlsplit(s.url).netloc for s in servers]
+        prom = start_prometheus(tmp_path_factory.mktemp("prometheus"), targets)
+        yield servers, prom
+    finally:
+        if prom is not None:
+            prom.proc.terminate()
+            prom.proc.wait(10)
+        for s in servers:
+            s.stop()
+
+
+def _traffic(servers: list[LiveServer], seconds: float) -> None:
+    """Requests to every replica for a while, so the 5 s rates have samples to rate."""
+    end = time.monotonic() + seconds
+    while time.monotonic() < end:
+        for s in servers:
+            with contextlib.suppress(OSError):  # an injected 500 is the point
+                urllib.request.urlopen(f"{s.url}/api/symbols", timeout=5).read()
+        time.sleep(0.02)
+
+
+def _validate(tmp: Path, prom_url: str, target: str, checks: str, *extra: str) -> Any:
+    cfg = tmp / "fleet.yaml"
+    cfg.write_text(
+        f"version: 1\ndefault_env: fleet\nenvironments:\n  fleet:\n    backend: {target}\n"
+        f"    prometheus: {prom_url}\nchecks:\n{checks}"
+    )
+    res = run_cli(
+        "validate", "--config", str(cfg), "--report-dir", str(tmp / "r"), "--no-store",
+        "--no-color", *extra, timeout=scaled(60),
+    )  # fmt: skip
+    doc = json.loads((tmp / "r" / "report.json").read_text())
+    return res.code, {v["check_id"]: v for v in doc["verdicts"]}, res.stdout + res.stderr
+
+
+def _check(query: str, limit: str = "max: 0.05", extra: str = "") -> str:
+    return (
+        f"  - id: q\n    title: Fleet query\n    kind: prometheus\n    query: '{query}'\n"
+        f"    {limit}\n{extra}"
+    )
+
+
+def test_a_healthy_fleet_passes_and_its_5xx_fail_with_the_fleets_value(
+    fleet: tuple[list[LiveServer], PromServer], tmp_path: Path
+) -> None:
+    servers, prom = fleet
+    _traffic(servers, scaled(3))
+    code, verdicts, out = _validate(tmp_path, prom.url, servers[0].url, _check(FLEET_ERRORS))
+    assert (code, verdicts["q"]["status"]) == (0, "PASS"), out
+    (m,) = verdicts["q"]["measurements"]
+    assert m["value"] == 0.0
+    servers[1].set_faults(error_rate={"/api/symbols": 1.0})  # one replica of two fails
+    try:
+        _traffic(servers, scaled(6))
+        code, verdicts, out = _validate(tmp_path, prom.url, servers[0].url, _check(FLEET_ERRORS))
+    finally:
+        servers[1].clear_faults()
+    assert (code, verdicts["q"]["status"]) == (1, "FAIL"), out
+    (m,) = verdicts["q"]["measurements"]
+    assert 0.2 < m["value"] < 0.8  # about half the fleet's requests, measured at the fleet
+    assert "vs limit <= 0.05" in verdicts["q"]["summary"]
+
+
+def test_a_range_query_judges_every_sample_of_every_series(
+    fleet: tuple[list[LiveServer], PromServer], tmp_path: Path
+) -> None:
+    servers, prom = fleet
+    checks = _check("up", "min: 1", "    range: 10s\n    step: 1s\n    min_series: 2\n")
+    code, verdicts, out = _validate(tmp_path, prom.url, servers[0].url, checks)
+    assert (code, verdicts["q"]["status"]) == (0, "PASS"), out
+    (m,) = verdicts["q"]["measurements"]
+    assert m["samples"] >= 2 * 8  # both replicas, a sample a second
+
+
+@pytest.mark.parametrize(
+    ("query", "prom", "says"),
+    [
+        ("nonexistent_metric_total", None, "0 series, 1 needed (the query matched nothing)"),
+        ("up", "http://127.0.0.1:9", "Prometheus http://127.0.0.1:9"),
+        ("vector(0) / vector(0)", None, "is NaN"),
+        ("sum(rate(up[5s]", None, "Prometheus rejected the query"),
+    ],
+)
+def test_missing_evidence_is_inconclusive_never_pass(
+    fleet: tuple[list[LiveServer], PromServer],
+    tmp_path: Path,
+    query: str,
+    prom: str | None,
+    says: str,
+) -> None:
+    servers, server = fleet
+    code, verdicts, out = _validate(tmp_path, prom or server.url, servers[0].url, _check(query))
+    assert (code, verdicts["q"]["status"]) == (3, "INCONCLUSIVE"), out
+    assert says in verdicts["q"]["summary"]
+
+
+def test_config_check_asks_prometheus_to_parse_each_query(
+    fleet: tuple[list[LiveServer], PromServer], tmp_path: Path
+) -> None:
+    servers, prom = fleet
+    cfg = tmp_path / "bad.yaml"
+    cfg.write_text(
+        f"version: 1\nenvironments:\n  fleet:\n    backend: {servers[0].url}\n"
+        f"    prometheus: {prom.url}\nchecks:\n" + _check("sum(rate(up[5s]")
+    )
+    res = run_cli("config", "check", str(cfg), "--env", "fleet")
+    assert res.code == 2, res.stdout + res.stderr
+    assert f"{cfg}:10: checks[0].query: Prometheus rejects it:" in res.stderr
+    good = tmp_path / "good.yaml"
+    good.write_text(cfg.read_text().replace("sum(rate(up[5s]", "sum(rate(up[5s]))"))
+    res = run_cli("config", "check", str(good), "--env", "fleet")
+    assert res.code == 0, res.stderr
