@@ -24,10 +24,12 @@ import re
 import time
 from collections import Counter
 from dataclasses import dataclass, field
+from typing import Any
 
 import httpx
 
 from mytrader_ops import healthformat
+from mytrader_ops.config import PrometheusSource
 from mytrader_ops.monitor.promvalues import Scrape, db_mean_ms, reduce_scrape
 from mytrader_ops.monitor.stream import StreamWatcher
 from mytrader_ops.monitor.windows import (
@@ -37,6 +39,7 @@ from mytrader_ops.monitor.windows import (
     WindowSummary,
     find_gaps,
 )
+from mytrader_ops.probes import prometheus
 from mytrader_ops.probes.context import ProbeContext, ProbeIOError, describe_error
 from mytrader_ops.probes.hubsession import HubAuth, HubError, HubSession, hub_auth
 from mytrader_ops.probes.sampler import StreamSpec, run_sampler
@@ -61,6 +64,9 @@ class CollectSettings:
     hub_attempts: int = 3  # direct connections per window, spread over it
     mobile_hub_path: str = "/hubs/portfolio"
     slow_thresholds_ms: tuple[float, ...] = ()  # latency SLOs: samples above each are counted
+    prometheus: PrometheusSource | None = None
+    # prometheus triggers: (trigger id, PromQL, "max" for `above` or "min" for `below`)
+    prom_queries: tuple[tuple[str, str, str], ...] = ()
 
 
 @dataclass(slots=True)
@@ -112,6 +118,31 @@ async def _health(
     ok = status == 200 and report.status in ("pass", "warn")
     note = "" if ok else f"/health/ready: HTTP {status}, status {report.status}"
     return ok, db, db_ms, note
+
+
+async def _prom(ctx: ProbeContext, s: CollectSettings) -> dict[str, list[Any]]:
+    """Each prometheus trigger's worst series value this window, or None with why."""
+    if s.prometheus is None or not s.prom_queries:
+        return {}
+    source = s.prometheus
+
+    async def one(promql: str, worst: str) -> list[Any]:
+        try:
+            async with asyncio.timeout(s.probe_timeout_s):
+                got = await prometheus.query(ctx, source, promql)
+        except TimeoutError:
+            return [None, f"no answer within {s.probe_timeout_s:g} s"]
+        if got.unreachable or got.rejected:
+            return [None, ctx.redactor.redact(got.unreachable or f"rejected: {got.rejected}")]
+        values = [v for series in got.series for _t, v in series.samples]
+        if not values:
+            return [None, "the query matched nothing"]
+        if any(math.isnan(v) for v in values):
+            return [None, "NaN"]
+        return [max(values) if worst == "max" else min(values), ""]
+
+    answers = await asyncio.gather(*(one(q, w) for _i, q, w in s.prom_queries))
+    return {i: a for (i, _q, _w), a in zip(s.prom_queries, answers, strict=True)}
 
 
 async def _metrics(ctx: ProbeContext, s: CollectSettings) -> tuple[Scrape | None, str]:
@@ -246,7 +277,8 @@ async def collect_window(
         (health_ok, db, db_ms, health_note),
         (scrape, metrics_note),
         (auth, auth_detail),
-    ) = await asyncio.gather(_health(ctx, s), _metrics(ctx, s), _auth(ctx, s, state))
+        prom,
+    ) = await asyncio.gather(_health(ctx, s), _metrics(ctx, s), _auth(ctx, s, state), _prom(ctx, s))
     notes += [n for n in (health_note, metrics_note) if n]
     paths: dict[str, PathTally] = {}
     failures: Counter[str] = Counter()
@@ -349,6 +381,7 @@ async def collect_window(
             f"{t:g}": sum(r.histogram.count_above_ms(t) for r in sampled.streams.values())
             for t in s.slow_thresholds_ms
         },
+        prom=prom,
         notes=tuple(notes),
     )
     return summary, window_hist

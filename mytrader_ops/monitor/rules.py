@@ -40,6 +40,7 @@ def to_window(w: WindowSummary) -> Window:
         hub_connect_success=(w.hub_ok / w.hub_attempts) if w.hub_attempts else None,
         auth_ok=None if w.auth == "no-data" else w.auth == "ok",
         slow={float(k): v for k, v in w.slow.items()},
+        prom={k: (v[0], str(v[1])) for k, v in w.prom.items()},
     )
 
 

@@ -43,6 +43,7 @@ from mytrader_ops.monitor.store import WatchRecord, WatchStore
 from mytrader_ops.monitor.triggers import (
     AnyTrigger,
     BurnRateTrigger,
+    PrometheusTrigger,
     TriggerStatus,
     burn_triggers,
     default_triggers,
@@ -306,6 +307,12 @@ def run_monitor(
             )
         )
     _check_samples(triggers, rate, len(paths), interval_s)
+    queries = [t.id for t in triggers if isinstance(t, PrometheusTrigger)]
+    if queries and env.prometheus is None:
+        raise MonitorUsageError(
+            f"trigger(s) {', '.join(queries)} query Prometheus, but the environment names no "
+            "prometheus: URL"
+        )
     plan = WatchPlan(
         watch_id=watch_id,
         target=env.backend,
@@ -326,6 +333,12 @@ def run_monitor(
             request_timeout_s=min(5.0, max(1.0, interval_s)),
             probe_timeout_s=min(5.0, max(1.0, interval_s)),
             gap_threshold_s=thresholds.max_stream_gap_s,
+            prometheus=env.prometheus,
+            prom_queries=tuple(
+                (t.id, t.query, "max" if t.above is not None else "min")
+                for t in triggers
+                if isinstance(t, PrometheusTrigger)
+            ),
             slow_thresholds_ms=tuple(
                 sorted(
                     {

@@ -75,6 +75,8 @@ class Window:
     slow: Mapping[float, int] = field(default_factory=dict)  # samples above each threshold
     # burn rates over each burn-rate trigger's (long, short) windows, set by the board
     burn: Mapping[str, tuple[Burn, Burn]] = field(default_factory=dict)
+    # each prometheus trigger's worst series value this window (None: no evidence, with why)
+    prom: Mapping[str, tuple[float | None, str]] = field(default_factory=dict)
 
     @property
     def length_s(self) -> float:
@@ -184,13 +186,31 @@ class BurnRateTrigger(_Spec):
         return parse_duration(self.short)
 
 
+class PrometheusTrigger(_Spec):
+    """A PromQL query over the fleet, evaluated each window: the worst series above `above`
+    (or below `below`) breaches; an empty result, NaN or an unreachable Prometheus is no
+    evidence, as for every other trigger."""
+
+    kind: Literal["prometheus"]
+    query: str = Field(min_length=1, max_length=4000)
+    above: float | None = None
+    below: float | None = None
+
+    @model_validator(mode="after")
+    def _one_limit(self) -> PrometheusTrigger:
+        if (self.above is None) == (self.below is None):
+            raise ValueError("give exactly one of above: or below:")
+        return self
+
+
 TriggerSpec = Annotated[
     ErrorRateTrigger
     | DatabaseTrigger
     | WebSocketTrigger
     | LatencyTrigger
     | AuthTrigger
-    | BurnRateTrigger,
+    | BurnRateTrigger
+    | PrometheusTrigger,
     Field(discriminator="kind"),
 ]
 AnyTrigger = (
@@ -200,6 +220,7 @@ AnyTrigger = (
     | LatencyTrigger
     | AuthTrigger
     | BurnRateTrigger
+    | PrometheusTrigger
 )
 
 
@@ -391,6 +412,20 @@ def judge_window(spec: AnyTrigger, w: Window) -> WindowEvidence:
             spec.at_or_below,
             n,
             text + (" (unavailable)" if breach else ""),
+        )
+    if isinstance(spec, PrometheusTrigger):
+        limit = spec.above if spec.above is not None else spec.below
+        value, why = w.prom.get(spec.id, (None, "not queried"))
+        if value is None:
+            return ev("no-data", None, limit, None, f"{spec.query}: {why}")
+        breach = value > spec.above if spec.above is not None else value < (spec.below or 0.0)
+        rel = (">" if breach else "<=") if spec.above is not None else ("<" if breach else ">=")
+        return ev(
+            "breach" if breach else "ok",
+            value,
+            limit,
+            None,
+            f"{spec.query} = {value:g} {rel} {limit:g}",
         )
     if isinstance(spec, BurnRateTrigger):
         long, short = w.burn.get(spec.id, (Burn(None, 0, 0, 0.0), Burn(None, 0, 0, 0.0)))

@@ -79,6 +79,8 @@ class WindowSummary:
     sampler_lag_p99_ms: float | None = None
     # sampled requests slower than each SLO latency threshold (ms, as text: JSON keys)
     slow: dict[str, int] = field(default_factory=dict)
+    # each prometheus trigger's figure: [worst series value or None, why none]
+    prom: dict[str, list[Any]] = field(default_factory=dict)
     notes: tuple[str, ...] = ()
     missing: bool = False  # the monitor was not running (e.g. killed, then resumed)
 

@@ -99,21 +99,37 @@ async def _headers(ctx: ProbeContext, source: PrometheusSource) -> dict[str, str
     return {**cred.headers, **_PLAIN}
 
 
-async def query(ctx: ProbeContext, source: PrometheusSource, check: PrometheusCheck) -> PromResult:
-    """Run the check's query; never raises for the server's sake."""
+async def query_check(
+    ctx: ProbeContext, source: PrometheusSource, check: PrometheusCheck
+) -> PromResult:
+    """Run a check's query (instant, or over its range at its step)."""
+    if check.range is None:
+        return await query(ctx, source, check.query)
+    return await query(
+        ctx, source, check.query, span_seconds(check.range), span_seconds(check.step)
+    )
+
+
+async def query(
+    ctx: ProbeContext,
+    source: PrometheusSource,
+    promql: str,
+    range_s: float | None = None,
+    step_s: float | None = None,
+) -> PromResult:
+    """Run a query; never raises for the server's sake."""
     now = time.time()
     base = source.url.rstrip("/")
     try:
         headers = await _headers(ctx, source)
     except (authn.AuthUnavailable, authn.AuthFailed) as exc:
         return PromResult(unreachable=f"Prometheus auth: {exc}", evaluated_at=now)
-    params: dict[str, str] = {"query": check.query}
-    range_s = step_s = None
-    if check.range is None:
+    params: dict[str, str] = {"query": promql}
+    if range_s is None or step_s is None:
+        range_s = step_s = None
         path = "/api/v1/query"
         params["time"] = f"{now:.3f}"
     else:
-        range_s, step_s = span_seconds(check.range), span_seconds(check.step)
         path = "/api/v1/query_range"
         params.update(start=f"{now - range_s:.3f}", end=f"{now:.3f}", step=f"{step_s:g}")
     url = f"{base}{path}?{httpx.QueryParams(params)}"

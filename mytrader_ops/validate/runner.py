@@ -138,7 +138,7 @@ async def _prometheus(ctx: ProbeContext, plan: RunPlan, check: PrometheusCheck) 
         return judge_observation(_meta(check), obs)
     try:
         async with asyncio.timeout(check.timeout_s):
-            result = await prometheus.query(ctx, source, check)
+            result = await prometheus.query_check(ctx, source, check)
     except TimeoutError:
         result = PromResult(unreachable=f"Prometheus did not answer within {check.timeout_s:g} s")
     return judge_prometheus(_meta(check), check, result)

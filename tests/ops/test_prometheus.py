@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import threading
 import time
 import urllib.request
 from collections.abc import Iterator
@@ -154,3 +155,62 @@ def test_config_check_asks_prometheus_to_parse_each_query(
     good.write_text(cfg.read_text().replace("sum(rate(up[5s]", "sum(rate(up[5s]))"))
     res = run_cli("config", "check", str(good), "--env", "fleet")
     assert res.code == 0, res.stderr
+
+
+def test_a_monitor_trigger_reads_the_fleets_error_rate_from_prometheus(
+    fleet: tuple[list[LiveServer], PromServer], tmp_path: Path
+) -> None:
+    """The monitor watches replica a; replica b fails every request. Only the fleet-wide
+    query sees it: the prometheus trigger fires with the fleet's value in its evidence."""
+    import io
+
+    from mytrader_ops.monitor.service import MonitorRequest, run_monitor
+
+    servers, prom = fleet
+    cfg = tmp_path / "fleet.yaml"
+    cfg.write_text(
+        f"version: 1\ndefault_env: fleet\nenvironments:\n  fleet:\n"
+        f"    backend: {servers[0].url}\n    prometheus: {prom.url}\n"
+    )
+    triggers = tmp_path / "monitor.yaml"
+    triggers.write_text(
+        "version: 1\ntriggers:\n"
+        "  - id: fleet-errors\n    kind: prometheus\n    consecutive: 2\n    above: 0.1\n"
+        f"    query: '{FLEET_ERRORS}'\n"
+    )
+    servers[1].set_faults(error_rate={"/api/symbols": 1.0})
+    stop = threading.Event()
+    load = threading.Thread(target=lambda: _until(stop, servers), daemon=True)
+    load.start()
+    try:
+        out, err = io.StringIO(), io.StringIO()
+        outcome = run_monitor(
+            MonitorRequest(
+                config_file=cfg,
+                monitor_config=triggers,
+                interval="1s",
+                duration=f"{scaled(20):g}s",
+                rate=10.0,
+                json=True,
+                state_dir=tmp_path / "state",
+                phase="all",
+            ),
+            out=out,
+            err=err,
+        )
+    finally:
+        stop.set()
+        load.join(10)
+        servers[1].clear_faults()
+    assert outcome.fired is not None, err.getvalue()
+    assert outcome.fired.trigger_id == "fleet-errors"
+    assert outcome.exit_code == 1
+    last = outcome.fired.evidence[-1]
+    assert last.value is not None
+    assert last.value > 0.1
+    assert last.threshold == 0.1
+
+
+def _until(stop: threading.Event, servers: list[LiveServer]) -> None:
+    while not stop.is_set():
+        _traffic(servers, 0.5)
