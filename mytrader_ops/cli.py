@@ -9,11 +9,15 @@ from __future__ import annotations
 import os
 import sys
 from pathlib import Path
-from typing import Annotated, NoReturn
+from typing import TYPE_CHECKING, Annotated, NoReturn
 
 import typer
 
 from mytrader_ops.cli_options import EnvOpt, ReportDirOpt, TargetOpt, fail_with_problems
+
+if TYPE_CHECKING:
+    from mytrader_ops.redaction import Redactor
+    from mytrader_ops.validate.plan import RunPlan
 from mytrader_ops.commands_monitor import MONITOR_EXIT_CODES, monitor
 from mytrader_ops.commands_rollback import ROLLBACK_EXIT_CODES, rollback
 
@@ -159,6 +163,17 @@ def validate(
 
         budget_source = StoredWindows(monitor_store or default_monitor_store())
     console = make_console(no_color or "NO_COLOR" in os.environ)
+    if config is None and target is not None and not _looks_like_mytrader(plan, redactor):
+        console.print(
+            redactor.redact(
+                f"{plan.environment.backend} does not look like a MyTrader API (no /api/symbols,"
+                " no MyTrader health components): the default suite is MyTrader's go-live "
+                "suite. For another service, start from `mytrader-ops init --target "
+                f"{plan.environment.backend}`."
+            ),
+            markup=False,
+            soft_wrap=True,
+        )
     if not quiet:
         console.print(
             redactor.redact(
@@ -194,6 +209,84 @@ def validate(
     except OpsError as exc:
         _fail(str(exc), 3)
     raise typer.Exit(report.exit_code)
+
+
+def _looks_like_mytrader(plan: RunPlan, redactor: Redactor) -> bool:
+    import asyncio
+
+    from mytrader_ops.probes.context import open_context
+    from mytrader_ops.probes.discover import looks_like_mytrader
+
+    async def ask() -> bool:
+        env = plan.environment
+        async with open_context(
+            backend=env.backend,
+            frontend=None,
+            username=None,
+            password=None,
+            redactor=redactor,
+            tls_verify=env.tls_verify,
+            ca_file=env.ca_file,
+        ) as ctx:
+            async with asyncio.timeout(5):
+                return await looks_like_mytrader(ctx)
+
+    try:
+        return asyncio.run(ask())
+    except TimeoutError:
+        return True  # no answer at all: the run itself will say what failed
+
+
+@app.command()
+def init(
+    target: Annotated[str, typer.Option("--target", help="The deployment's base URL.")],
+    frontend: Annotated[
+        str | None, typer.Option("--frontend", help="Its web frontend (hubs in its scripts).")
+    ] = None,
+    hub: Annotated[
+        list[str] | None, typer.Option("--hub", help="A SignalR hub path to try (repeatable).")
+    ] = None,
+    out: Annotated[
+        Path | None, typer.Option("--out", help="Write the config here (default: stdout).")
+    ] = None,
+    force: Annotated[bool, typer.Option("--force", help="Overwrite --out if it exists.")] = False,
+) -> None:
+    """Discover what a deployment exposes and write a commented starter config.
+
+    Health endpoints at their usual paths, SignalR hubs (--hub, or found in the frontend's
+    scripts), /metrics and an OpenAPI document: one check per thing that answered.
+    """
+    import asyncio
+
+    from mytrader_ops.probes.context import open_context
+    from mytrader_ops.probes.discover import discover
+    from mytrader_ops.redaction import Redactor
+    from mytrader_ops.starter import render_starter
+    from mytrader_ops.validate.plan import UsageError, check_url
+
+    try:
+        base = check_url("--target", target)
+        front = check_url("--frontend", frontend) if frontend else None
+    except UsageError as exc:
+        _fail(str(exc))
+    for path in hub or []:
+        if not path.startswith("/") or any(c.isspace() for c in path):
+            _fail(f"--hub must be a path like /hubs/chat, got {path!r}")
+    if out is not None and out.exists() and not force:
+        _fail(f"{out} exists: give --force to overwrite it")
+
+    async def run() -> str:
+        async with open_context(
+            backend=base, frontend=front, username=None, password=None, redactor=Redactor()
+        ) as ctx:
+            return render_starter(await discover(ctx, list(hub or [])))
+
+    text = asyncio.run(run())
+    if out is None:
+        typer.echo(text, nl=False)
+        return
+    out.write_text(text)
+    typer.echo(f"wrote {out}: check it with `mytrader-ops config check {out}`", err=True)
 
 
 @app.command(epilog=EXIT_CODES)

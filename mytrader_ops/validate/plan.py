@@ -65,7 +65,7 @@ class RunPlan:
         return frozenset(given)
 
 
-def _check_url(option: str, url: str) -> str:
+def check_url(option: str, url: str) -> str:
     if not _URL.match(url):
         raise UsageError(f"{option} must be an http(s) URL like http://127.0.0.1:5002, got {url!r}")
     return url.rstrip("/")
@@ -140,7 +140,7 @@ def build_plan(
     elif target is not None:
         env_name = "command line"
         env = Environment(
-            backend=_check_url("--target", target),
+            backend=check_url("--target", target),
             credentials=Credentials(
                 username=Secret.from_reference(f"${{{USERNAME_VAR}}}"),
                 password=Secret.from_reference(f"${{{PASSWORD_VAR}}}"),
@@ -152,9 +152,9 @@ def build_plan(
         raise UsageError(f"nothing to validate: give --target URL{hint}")
     update: dict[str, object] = {}
     if target is not None:
-        update["backend"] = _check_url("--target", target)
+        update["backend"] = check_url("--target", target)
     if frontend is not None:
-        update["frontend"] = _check_url("--frontend", frontend)
+        update["frontend"] = check_url("--frontend", frontend)
     if update:
         env = env.model_copy(update=update)
     sampler = config.sampler or SamplerSettings()
@@ -191,6 +191,6 @@ def build_plan(
         rollback_triggers=tuple(config.rollback_triggers),
         monitoring=tuple(config.monitoring),
         sources=tuple(sources),
-        compare_to=_check_url("--compare-to", compare_to) if compare_to is not None else None,
+        compare_to=check_url("--compare-to", compare_to) if compare_to is not None else None,
         slos=tuple(config.slos),
     )
