@@ -579,24 +579,42 @@ DEFAULT_BURN_ALERTS = (
 
 
 class Slo(Model):
-    """A service level objective over the monitor's own sampled signal.
+    """A service level objective, over the monitor's own sampled signal or the fleet's.
 
     `availability`: the sampled API requests that did not fail are good events.
     `latency`: the sampled requests answered within `threshold_ms` are good events.
+    `promql`: `good` and `total` are PromQL rates of good and of all events across the fleet,
+    with `$window` where the span goes, e.g. `sum(rate(requests_total{code!~"5.."}[$window]))`;
+    the environment's `prometheus:` answers them.
     """
 
     id: CheckId
     objective: Annotated[float, BeforeValidator(_share), Field(gt=0, lt=1)]
     window: Span = "30d"
-    signal: Literal["availability", "latency"] = "availability"
+    signal: Literal["availability", "latency", "promql"] = "availability"
     threshold_ms: Annotated[float, Field(gt=0)] | None = None
+    good: str | None = Field(default=None, max_length=4000)
+    total: str | None = Field(default=None, max_length=4000)
     burn_alerts: list[BurnAlert] = Field(default=list(DEFAULT_BURN_ALERTS), min_length=1)
 
     @model_validator(mode="after")
     def _threshold(self) -> Slo:
         if (self.signal == "latency") != (self.threshold_ms is not None):
             raise ValueError("threshold_ms is required for a latency SLO and only for one")
+        promql = self.good is not None and self.total is not None
+        if (self.signal == "promql") != promql or (self.good is None) != (self.total is None):
+            raise ValueError("signal: promql takes both good: and total: (and only it does)")
+        if promql and not ("$window" in (self.good or "") and "$window" in (self.total or "")):
+            raise ValueError("good: and total: must each say [$window] where the span goes")
         return self
+
+    def ratio_query(self, span: str) -> str:
+        """PromQL for the good share over `span` (signal: promql)."""
+        assert self.good is not None
+        assert self.total is not None
+        good = self.good.replace("$window", span)
+        total = self.total.replace("$window", span)
+        return f"({good}) / ({total})"
 
     @property
     def window_s(self) -> float:

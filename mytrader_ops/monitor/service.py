@@ -47,6 +47,7 @@ from mytrader_ops.monitor.triggers import (
     TriggerStatus,
     burn_triggers,
     default_triggers,
+    promql_ratio,
 )
 from mytrader_ops.monitor.verdicts import build_report, exit_code_for
 from mytrader_ops.redaction import Redactor
@@ -143,12 +144,27 @@ def _check_rollback_plan(rb: RollbackSettings, state_dir: Path, overrides: dict[
     read_secrets(plan)
 
 
+def prom_queries(triggers: Sequence[AnyTrigger]) -> tuple[tuple[str, str, str], ...]:
+    """What each window asks Prometheus: a prometheus trigger's query (its worst series), and
+    a promql burn-rate trigger's good share over its long and its short window."""
+    out: list[tuple[str, str, str]] = []
+    for t in triggers:
+        if isinstance(t, PrometheusTrigger):
+            out.append((t.id, t.query, "max" if t.above is not None else "min"))
+        elif isinstance(t, BurnRateTrigger) and t.signal == "promql":
+            out.append((f"{t.id}:long", promql_ratio(t, t.long), "min"))
+            out.append((f"{t.id}:short", promql_ratio(t, t.short), "min"))
+    return tuple(out)
+
+
 def slo_triggers(slos: Sequence[Slo]) -> tuple[AnyTrigger, ...]:
     """The burn-rate triggers of the config's SLOs (each alert of each SLO)."""
     out: tuple[AnyTrigger, ...] = ()
     for slo in slos:
         alerts = [(a.long, a.short, a.factor) for a in slo.burn_alerts]
-        out += burn_triggers(slo.id, slo.objective, slo.signal, slo.threshold_ms, alerts)
+        out += burn_triggers(
+            slo.id, slo.objective, slo.signal, slo.threshold_ms, alerts, slo.good, slo.total
+        )
     return out
 
 
@@ -168,7 +184,12 @@ def _check_samples(
                 f"{paths} path(s) over {interval_s:g} s gives about {expected:.0f}: use "
                 f"--rate {need:.2g} or more, or a longer --interval"
             )
-        if isinstance(t, BurnRateTrigger) and rate * paths * t.long_s < t.min_events * 1.1:
+        sampled = isinstance(t, BurnRateTrigger) and t.signal != "promql"
+        if (
+            sampled
+            and isinstance(t, BurnRateTrigger)
+            and rate * paths * t.long_s < t.min_events * 1.1
+        ):
             raise MonitorUsageError(
                 f"trigger {t.id} needs {t.min_events} events over {t.long}, but {rate:g}/s on "
                 f"{paths} path(s) gives about {rate * paths * t.long_s:.0f}: raise --rate"
@@ -307,7 +328,9 @@ def run_monitor(
             )
         )
     _check_samples(triggers, rate, len(paths), interval_s)
-    queries = [t.id for t in triggers if isinstance(t, PrometheusTrigger)]
+    queries = [
+        t.id for t in triggers if t.id in {q[0].split(":")[0] for q in prom_queries(triggers)}
+    ]
     if queries and env.prometheus is None:
         raise MonitorUsageError(
             f"trigger(s) {', '.join(queries)} query Prometheus, but the environment names no "
@@ -334,11 +357,7 @@ def run_monitor(
             probe_timeout_s=min(5.0, max(1.0, interval_s)),
             gap_threshold_s=thresholds.max_stream_gap_s,
             prometheus=env.prometheus,
-            prom_queries=tuple(
-                (t.id, t.query, "max" if t.above is not None else "min")
-                for t in triggers
-                if isinstance(t, PrometheusTrigger)
-            ),
+            prom_queries=prom_queries(triggers),
             slow_thresholds_ms=tuple(
                 sorted(
                     {

@@ -164,8 +164,11 @@ class BurnRateTrigger(_Spec):
     kind: Literal["burn-rate"]
     slo: Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9-]{0,62}$")]
     objective: Annotated[float, Field(gt=0, lt=1)]
-    signal: Literal["availability", "latency"] = "availability"
+    signal: Literal["availability", "latency", "promql"] = "availability"
     threshold_ms: Annotated[float, Field(gt=0)] | None = None
+    # signal promql: the good share over each window comes from these (with $window)
+    good: str | None = None
+    total: str | None = None
     long: str
     short: str
     factor: Annotated[float, Field(gt=0, le=1000)]
@@ -227,9 +230,11 @@ AnyTrigger = (
 def burn_triggers(
     slo_id: str,
     objective: float,
-    signal: Literal["availability", "latency"],
+    signal: Literal["availability", "latency", "promql"],
     threshold_ms: float | None,
     alerts: Sequence[tuple[str, str, float]],
+    good: str | None = None,
+    total: str | None = None,
 ) -> tuple[BurnRateTrigger, ...]:
     """One burn-rate trigger per alert of an SLO; each fires on the first window that burns
     over both of its windows (the windows themselves are the persistence)."""
@@ -246,9 +251,18 @@ def burn_triggers(
             long=long,
             short=short,
             factor=factor,
+            good=good,
+            total=total,
         )
         for long, short, factor in alerts
     )
+
+
+def promql_ratio(spec: BurnRateTrigger, span: str) -> str:
+    """The PromQL good share of a promql burn-rate trigger over `span`."""
+    assert spec.good is not None
+    assert spec.total is not None
+    return f"({spec.good.replace('$window', span)}) / ({spec.total.replace('$window', span)})"
 
 
 class TriggerSet(BaseModel):
@@ -429,6 +443,23 @@ def judge_window(spec: AnyTrigger, w: Window) -> WindowEvidence:
         )
     if isinstance(spec, BurnRateTrigger):
         long, short = w.burn.get(spec.id, (Burn(None, 0, 0, 0.0), Burn(None, 0, 0, 0.0)))
+        if spec.signal == "promql":
+            if long.rate is None or short.rate is None:
+                why = (
+                    w.prom.get(f"{spec.id}:long", (None, "not queried"))[1]
+                    or w.prom.get(f"{spec.id}:short", (None, "not queried"))[1]
+                )
+                return ev("no-data", long.rate, spec.factor, None, f"the fleet's burn: {why}")
+            breach = long.rate >= spec.factor and short.rate >= spec.factor
+            return ev(
+                "breach" if breach else "ok",
+                long.rate,
+                spec.factor,
+                None,
+                f"SLO {spec.slo} burning {long.rate:.1f}x over {spec.long} and "
+                f"{short.rate:.1f}x over {spec.short} across the fleet (Prometheus); fires at "
+                f"{spec.factor:g}x over both",
+            )
         if long.rate is None or short.rate is None:
             return ev(
                 "no-data",
@@ -574,6 +605,14 @@ def advance(spec: AnyTrigger, status: TriggerStatus, window: Window) -> TriggerS
 
 def _burns(spec: BurnRateTrigger, history: Sequence[Window]) -> tuple[Burn, Burn]:
     now = history[-1].end_s
+    if spec.signal == "promql":  # the fleet's good share over each window, from Prometheus
+
+        def from_prometheus(which: str, span_s: float) -> Burn:
+            share, _why = history[-1].prom.get(f"{spec.id}:{which}", (None, ""))
+            rate = None if share is None else (1 - share) / (1 - spec.objective)
+            return Burn(rate, 0, 0, span_s)
+
+        return from_prometheus("long", spec.long_s), from_prometheus("short", spec.short_s)
     events = [e for w in history if (e := w.events(spec.signal, spec.threshold_ms)) is not None]
     long = burn_rate(events, now, spec.long_s, spec.objective, spec.min_events)
     short = burn_rate(events, now, spec.short_s, spec.objective)

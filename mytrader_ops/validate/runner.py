@@ -28,6 +28,7 @@ from mytrader_ops.config import (
     MobileCheck,
     PrometheusCheck,
     ProxyCheck,
+    Slo,
     TlsCheck,
     WebSocketCheck,
 )
@@ -47,7 +48,7 @@ from mytrader_ops.probes.context import ProbeContext, open_context
 from mytrader_ops.probes.prometheus import PromResult
 from mytrader_ops.redaction import Redactor
 from mytrader_ops.report.model import BaselineInfo, LatencyStream, RunReport, redact_report
-from mytrader_ops.validate.budget import BudgetSource, judge_budget
+from mytrader_ops.validate.budget import BudgetSource, judge_budget, judge_promql_budget
 from mytrader_ops.validate.decision import (
     KnownIssueRule,
     apply_known_issues,
@@ -144,8 +145,29 @@ async def _prometheus(ctx: ProbeContext, plan: RunPlan, check: PrometheusCheck) 
     return judge_prometheus(_meta(check), check, result)
 
 
-async def _budget(plan: RunPlan, check: ErrorBudgetCheck, source: BudgetSource | None) -> Verdict:
+async def _promql_budget(
+    ctx: ProbeContext, plan: RunPlan, check: ErrorBudgetCheck, slo: Slo
+) -> Verdict:
+    prom = plan.environment.prometheus
+    if prom is None:
+        obs = Observation(
+            check.id, check.kind, utc_now(), 0.0, inconclusive="no prometheus: to ask for the SLO"
+        )
+        return judge_observation(_meta(check), obs)
+    try:
+        async with asyncio.timeout(check.timeout_s):
+            result = await prometheus.query(ctx, prom, slo.ratio_query(slo.window))
+    except TimeoutError:
+        result = PromResult(unreachable=f"Prometheus did not answer within {check.timeout_s:g} s")
+    return judge_promql_budget(_meta(check), check, slo, result)
+
+
+async def _budget(
+    ctx: ProbeContext, plan: RunPlan, check: ErrorBudgetCheck, source: BudgetSource | None
+) -> Verdict:
     slo = next(o for o in plan.slos if o.id == check.slo)  # the config validated the reference
+    if slo.signal == "promql":
+        return await _promql_budget(ctx, plan, check, slo)
     if source is None:
         obs = Observation(
             check.id, check.kind, utc_now(), 0.0, inconclusive="no monitor store to read"
@@ -205,7 +227,7 @@ async def execute(
             async with sem:
                 note(check.id, "probing")
                 if isinstance(check, ErrorBudgetCheck):
-                    verdict = await _budget(plan, check, budget_source)
+                    verdict = await _budget(ctx, plan, check, budget_source)
                 elif isinstance(check, PrometheusCheck):
                     verdict = await _prometheus(ctx, plan, check)
                 else:

@@ -214,3 +214,85 @@ def test_a_monitor_trigger_reads_the_fleets_error_rate_from_prometheus(
 def _until(stop: threading.Event, servers: list[LiveServer]) -> None:
     while not stop.is_set():
         _traffic(servers, 0.5)
+
+
+GOOD = 'sum(rate(mytrader_http_requests_total{status!~"5.."}[$window]))'
+TOTAL = "sum(rate(mytrader_http_requests_total[$window]))"
+
+
+def _budget_config(tmp: Path, target: str, prom_url: str, good: str, total: str) -> Path:
+    cfg = tmp / "budget.yaml"
+    cfg.write_text(
+        f"version: 1\ndefault_env: fleet\nenvironments:\n  fleet:\n    backend: {target}\n"
+        f"    prometheus: {prom_url}\n"
+        "slos:\n  - id: fleet\n    objective: 99%\n    window: 10s\n    signal: promql\n"
+        f"    good: '{good}'\n    total: '{total}'\n"
+        "    burn_alerts: [{long: 10s, short: 4s, factor: 10}]\n"
+        "checks:\n  - {id: budget, title: Fleet budget, kind: error-budget, slo: fleet}\n"
+    )
+    return cfg
+
+
+def _run(tmp: Path, cfg: Path) -> Any:
+    res = run_cli(
+        "validate", "--config", str(cfg), "--report-dir", str(tmp / "r"), "--no-store",
+        "--no-color", timeout=scaled(60),
+    )  # fmt: skip
+    doc = json.loads((tmp / "r" / "report.json").read_text())
+    return res.code, doc["verdicts"][0], res.stdout + res.stderr
+
+
+def test_an_slo_over_the_fleets_metrics_gates_on_its_budget_and_fires_its_burn_rate(
+    fleet: tuple[list[LiveServer], PromServer], tmp_path: Path
+) -> None:
+    """signal: promql: the fleet's good share from Prometheus. A share that is always 1 leaves
+    the whole budget (GO); a query that matches nothing is INCONCLUSIVE; replica b failing every
+    request spends a 99% budget many times over (NO-GO) and fires the SLO's burn-rate trigger
+    in a monitor watch of replica a."""
+    import io
+
+    from mytrader_ops.monitor.service import MonitorRequest, run_monitor
+
+    servers, prom = fleet
+    target = servers[0].url
+    samples = "sum(count_over_time(up[$window]))"  # good == total: a share of exactly 1
+    whole = _budget_config(tmp_path, target, prom.url, samples, samples)
+    code, verdict, out = _run(tmp_path, whole)
+    assert (code, verdict["status"]) == (0, "PASS"), out
+    assert verdict["measurements"][0]["value"] == 1.0
+    nothing = _budget_config(tmp_path, target, prom.url, "sum(rate(nope[$window]))", TOTAL)
+    code, verdict, out = _run(tmp_path, nothing)
+    assert (code, verdict["status"]) == (3, "INCONCLUSIVE"), out
+    cfg = _budget_config(tmp_path, target, prom.url, GOOD, TOTAL)
+    servers[1].set_faults(error_rate={"/api/symbols": 1.0})
+    stop = threading.Event()
+    load = threading.Thread(target=lambda: _until(stop, servers), daemon=True)
+    load.start()
+    try:
+        time.sleep(scaled(6))
+        code, verdict, out = _run(tmp_path, cfg)
+        err = io.StringIO()
+        outcome = run_monitor(
+            MonitorRequest(
+                config_file=cfg,
+                interval="1s",
+                duration=f"{scaled(15):g}s",
+                rate=30.0,
+                json=True,
+                state_dir=tmp_path / "state",
+                phase="all",
+            ),
+            out=io.StringIO(),
+            err=err,
+        )
+    finally:
+        stop.set()
+        load.join(10)
+        servers[1].clear_faults()
+    assert (code, verdict["status"]) == (1, "FAIL"), out
+    assert verdict["summary"].startswith("budget spent: error budget remaining (SLO fleet")
+    assert verdict["measurements"][0]["value"] < -10  # about half failing against a 1% budget
+    burn = outcome.report.verdict("rollback-slo-fleet-burn-10s-4s")
+    assert burn is not None
+    assert burn.status.value == "FAIL", (burn.summary, err.getvalue())
+    assert "across the fleet (Prometheus)" in burn.summary
