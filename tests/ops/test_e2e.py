@@ -179,7 +179,8 @@ def test_a_release_twice_as_slow_is_no_go_against_its_baseline_and_go_without(
     code, before, out = validate(clean.url, tmp_path)
     assert (code, before["decision"]) == (0, "GO"), out
     api = next(s for s in before["streams"] if s["name"] == "/api/symbols")
-    extra_ms = max(5, round(api["summary"]["p95_ms"]))  # the p95 again: at least 2x
+    # twice the baseline's p95 again (at least 20 ms, above a busy machine's noise): >= 2x
+    extra_ms = max(20, round(2 * api["summary"]["p95_ms"]))
     clean.set_faults(latency_ms={"/api/symbols": extra_ms})
     code, against, out = validate(clean.url, tmp_path, "--baseline", "latest-go")
     assert (code, against["decision"]) == (1, "NO-GO"), out
@@ -188,7 +189,7 @@ def test_a_release_twice_as_slow_is_no_go_against_its_baseline_and_go_without(
     assert verdict["status"] == "FAIL"
     assert str(verdict["summary"]).startswith("regression: p95 ")
     ratio = next(m for m in verdict["measurements"] if m["name"].startswith("p95 vs baseline"))
-    assert ratio["value"] >= 1.8
+    assert ratio["value"] >= 1.5
     assert ratio["threshold"] == pytest.approx(1.2)
     code, alone, out = validate(clean.url, tmp_path)
     assert (code, alone["decision"]) == (0, "GO"), out  # under the fixed threshold
@@ -215,7 +216,7 @@ def test_a_canary_slower_than_the_stable_fleet_beside_it_is_no_go(
     stable = start_server(tmp_path / "stable")
     try:
         stable.add_user(USER, PASSWORD)
-        clean.set_faults(latency_ms={"/api/symbols": 10})
+        clean.set_faults(latency_ms={"/api/symbols": 50})  # far above both sides' noise
         code, doc, out = validate(clean.url, tmp_path, "--compare-to", stable.url)
     finally:
         stable.stop()
