@@ -163,7 +163,13 @@ def validate(
 
         budget_source = StoredWindows(monitor_store or default_monitor_store())
     console = make_console(no_color or "NO_COLOR" in os.environ)
-    if config is None and target is not None and not _looks_like_mytrader(plan, redactor):
+    try:
+        stranger = (
+            config is None and target is not None and not _looks_like_mytrader(plan, redactor)
+        )
+    except KeyboardInterrupt:
+        _fail("interrupted: no verdict", 3)
+    if stranger:
         console.print(
             redactor.redact(
                 f"{plan.environment.backend} does not look like a MyTrader API (no /api/symbols,"

@@ -90,7 +90,7 @@ class _Link:
         except TimeoutError:
             result.error_kinds["reconnect: no session within the timeout"] += 1
             return
-        except OSError as exc:
+        except Exception as exc:  # a damaged answer (httpx, websockets): the target's doing
             result.error_kinds[f"reconnect: {describe_error(exc)}"[:80]] += 1
             return
         old, self.session = self.session, fresh
