@@ -19,6 +19,7 @@ from mytrader_ops.config import (
     Check,
     CommandCheck,
     DatabaseCheck,
+    Environment,
     ErrorBudgetCheck,
     FrontendCheck,
     HealthCheck,
@@ -126,6 +127,24 @@ async def _probe(ctx: ProbeContext, plan: RunPlan, check: Check) -> Observation:
     raise AssertionError(f"not a probe check: {check.kind}")
 
 
+def _open(
+    env: Environment, redactor: Redactor, backend: str, frontend: str | None
+) -> contextlib.AbstractAsyncContextManager[ProbeContext]:
+    """The probes' context for one deployment of the environment (its own or --compare-to)."""
+    creds = env.credentials
+    return open_context(
+        backend=backend,
+        frontend=frontend,
+        username=creds.username.reveal() if creds.username else None,
+        password=creds.password.reveal() if creds.password else None,
+        redactor=redactor,
+        tls_verify=env.tls_verify,
+        ca_file=env.ca_file,
+        follow_redirects=env.follow_redirects,
+        auth=env.auth,
+    )
+
+
 async def _prometheus(ctx: ProbeContext, plan: RunPlan, check: PrometheusCheck) -> Verdict:
     source = plan.environment.prometheus
     if source is None:
@@ -210,17 +229,7 @@ async def execute(
     in_scope = [c for c in plan.checks if c.component in plan.components]
     scoped_ids = {c.id for c in in_scope}
     results = {c.id: _not_in_scope(c) for c in plan.checks if c.id not in scoped_ids}
-    async with open_context(
-        backend=env.backend,
-        frontend=env.frontend,
-        username=creds.username.reveal() if creds.username else None,
-        password=creds.password.reveal() if creds.password else None,
-        redactor=redactor,
-        tls_verify=env.tls_verify,
-        ca_file=env.ca_file,
-        follow_redirects=env.follow_redirects,
-        auth=env.auth,
-    ) as ctx:
+    async with _open(env, redactor, env.backend, env.frontend) as ctx:
         sem = asyncio.Semaphore(PROBE_CONCURRENCY)
 
         async def one(check: Check) -> None:
@@ -248,17 +257,7 @@ async def execute(
                 other = None
                 if plan.compare_to is not None:
                     other = await stack.enter_async_context(
-                        open_context(
-                            backend=plan.compare_to,
-                            frontend=None,
-                            username=creds.username.reveal() if creds.username else None,
-                            password=creds.password.reveal() if creds.password else None,
-                            redactor=redactor,
-                            tls_verify=env.tls_verify,
-                            ca_file=env.ca_file,
-                            follow_redirects=env.follow_redirects,
-                            auth=env.auth,
-                        )
+                        _open(env, redactor, plan.compare_to, None)
                     )
                 outcome = await run_sla_phase(ctx, plan, sla_checks, other)
             for v in outcome.verdicts:
