@@ -229,8 +229,10 @@ def test_a_canary_slower_than_the_stable_fleet_beside_it_is_no_go(
     ours = {s["name"]: s for s in doc["streams"]}
     theirs = {s["name"]: s for s in doc["baseline"]["streams"]}
     assert set(ours) == set(theirs)  # every stream sampled on both sides
-    for name, stream in ours.items():  # on the same schedule, stopped together
-        assert abs(stream["scheduled"] - theirs[name]["scheduled"]) <= 2, name
+    for name, stream in ours.items():  # on the same schedule, stopped together (a hub's
+        # schedule starts once its session is open, which may take longer on one side)
+        gap = abs(stream["scheduled"] - theirs[name]["scheduled"])
+        assert gap <= max(2, 0.1 * stream["scheduled"]), name
 
 
 def test_error_fault_is_no_go(clean: LiveServer, tmp_path: Path) -> None:
