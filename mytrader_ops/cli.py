@@ -16,6 +16,7 @@ import typer
 from mytrader_ops.cli_options import EnvOpt, ReportDirOpt, TargetOpt, fail_with_problems
 
 if TYPE_CHECKING:
+    from mytrader_ops.monitor.settings import MonitorFile
     from mytrader_ops.redaction import Redactor
     from mytrader_ops.validate.plan import RunPlan
 from mytrader_ops.commands_monitor import MONITOR_EXIT_CODES, monitor
@@ -112,6 +113,15 @@ def validate(
         Path | None, typer.Option("--store", help="Run store (SQLite file).", dir_okay=False)
     ] = None,
     no_store: Annotated[bool, typer.Option("--no-store", help="Do not record the run.")] = False,
+    notify: Annotated[
+        Path | None,
+        typer.Option(
+            "--notify",
+            help="Send the decision to the sinks of this monitor config (NO-GO/INCONCLUSIVE "
+            "page, GO resolves).",
+            dir_okay=False,
+        ),
+    ] = None,
 ) -> None:
     """Probe a deployment and decide GO / NO-GO / INCONCLUSIVE.
 
@@ -143,7 +153,9 @@ def validate(
         )
         if baseline is not None and compare_to is not None:
             raise UsageError("give --baseline or --compare-to, not both")
+        notifier = _load_notifier(notify, redactor) if notify is not None else None
     except OpsError as exc:
+        _ci_usage_error(exc.exit_code)
         _fail(redactor.redact(str(exc)), exc.exit_code)
     base_run = None
     if baseline is not None:
@@ -214,6 +226,16 @@ def validate(
         _fail(f"cannot write reports: {exc}", 3)
     except OpsError as exc:
         _fail(str(exc), 3)
+    from mytrader_ops.ci.runner import publish_to_runner
+
+    for problem in publish_to_runner(report, report_dir, redactor):
+        typer.echo(f"mytrader-ops: warning: {problem}", err=True)
+    if notifier is not None:
+        from mytrader_ops.monitor.paging import notify_validate
+
+        for d in notify_validate(notifier.sinks, report, redactor, notifier.runbook_url):
+            if not d.ok:
+                typer.echo(redactor.redact(f"alert sink {d.sink} failed: {d.detail}"), err=True)
     raise typer.Exit(report.exit_code)
 
 
@@ -293,6 +315,22 @@ def init(
         return
     out.write_text(text)
     typer.echo(f"wrote {out}: check it with `mytrader-ops config check {out}`", err=True)
+
+
+def _load_notifier(path: Path, redactor: Redactor) -> MonitorFile:
+    from mytrader_ops.monitor.paging import Paging
+    from mytrader_ops.monitor.settings import load_monitor_file
+
+    file = load_monitor_file(path)
+    Paging.check(file.sinks, redactor)
+    return file
+
+
+def _ci_usage_error(code: int) -> None:
+    """A usage error still tells a GitHub runner the step's outcome (decision=ERROR)."""
+    from mytrader_ops.ci.runner import write_outputs
+
+    write_outputs({"decision": "ERROR", "exit-code": str(code)})
 
 
 @app.command(epilog=EXIT_CODES)

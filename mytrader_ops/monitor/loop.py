@@ -4,7 +4,8 @@ Window k is due at `start + k * interval` whatever the previous window is doing 
 target does not stretch the schedule: the open-model rule applied to windows). Each window
 ends as one summary: appended to the bounded history the triggers read, added to the running
 totals, handed to the observers (dashboard, JSON line, exporter) and committed to the store.
-The watch ends at its deadline, or at the first trigger that fires.
+The watch ends at its deadline, or at the first trigger that fires (with `on_fire:
+keep-watching`, only at its deadline: the first trigger that fired still decides the exit code).
 
 On `--resume` the schedule is the original one: windows that fell while the monitor was
 not running are recorded as missing (no data: never healthy), and watching continues at the
@@ -65,6 +66,7 @@ class WatchPlan:
     auth: AuthSpec | None = None  # the environment's auth: block (default: login)
     coverage_floor: float = DEFAULT_COVERAGE_FLOOR
     resumed: bool = False  # continuing a stored watch: windows already due were missed
+    stop_on_fire: bool = True  # False (on_fire: keep-watching): watch on; pages can resolve
 
     @property
     def interval_s(self) -> float:
@@ -184,7 +186,7 @@ async def run_watch(
 
     last = first - 1
     already = next((st for st in states if st.state == "firing"), None)
-    if already is not None and prior:
+    if already is not None and prior and plan.stop_on_fire:
         # Killed after a trigger fired (before or during its rollback): act on it now rather
         # than watch a deployment that is already known bad.
         return WatchResult(
@@ -258,9 +260,10 @@ async def run_watch(
                     w = measured[0]
                     states = record(*measured)
                 last = k
-                fired = next((st for st in states if st.state == "firing"), None)
-                if fired is not None:
-                    fired_window = w
+                firing = next((st for st in states if st.state == "firing"), None)
+                if firing is not None and fired is None:
+                    fired, fired_window = firing, w
+                if fired is not None and plan.stop_on_fire:
                     break
         finally:
             producer.cancel()
@@ -275,12 +278,14 @@ async def run_watch(
             if stream is not None:
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(stream.stop(), 10)
-    if fired is None:
+    if fired is None and already is not None:
+        fired, fired_window = already, prior[-1]  # resumed a keep-watching watch that had fired
+    if fired is None or not plan.stop_on_fire:
         # Ran to its deadline: the whole schedule was watched, and a window that was never
         # recorded was watched blind (coverage.py rule 1).
         coverage = coverage.skip_to(plan.window_count)
     return WatchResult(
-        "fired" if fired else "deadline",
+        "fired" if fired and plan.stop_on_fire else "deadline",
         states,
         fired,
         fired_window,

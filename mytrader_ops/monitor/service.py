@@ -11,6 +11,7 @@ or a missing webhook variable is a usage error (exit 2) now, not a surprise when
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import datetime as dt
 import sys
 import time
@@ -24,7 +25,9 @@ from mytrader_ops.config import Slo
 from mytrader_ops.monitor.collect import DEFAULT_PATHS, CollectSettings
 from mytrader_ops.monitor.coverage import EvidenceFinding, evidence_line
 from mytrader_ops.monitor.dashboard import JsonLines, LiveDashboard, PlainLines
+from mytrader_ops.monitor.delivery import Delivery
 from mytrader_ops.monitor.loop import Observer, WatchPlan, WatchResult, run_watch
+from mytrader_ops.monitor.paging import Paging
 from mytrader_ops.monitor.settings import (
     DEFAULT_COVERAGE_FLOOR,
     DEFAULT_INTERVAL_S,
@@ -38,7 +41,6 @@ from mytrader_ops.monitor.settings import (
     parse_duration,
     phase_span,
 )
-from mytrader_ops.monitor.sinks import Alert, SinkResult, notify
 from mytrader_ops.monitor.store import WatchRecord, WatchStore
 from mytrader_ops.monitor.triggers import (
     AnyTrigger,
@@ -56,6 +58,7 @@ from mytrader_ops.stats import LatencyHistogram
 
 EXIT_ROLLBACK_FAILED = 4
 EXIT_LOCKED = 5
+PAGING_DEADLINE_S = 30.0  # how long the command waits, at its end, for pages still in flight
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,7 +93,7 @@ class MonitorOutcome:
     report: RunReport
     fired: TriggerStatus | None
     rollback_message: str = ""
-    sink_results: list[SinkResult] = field(default_factory=list)
+    deliveries: list[Delivery] = field(default_factory=list)
     watch_id: str = ""
     start_s: float = 0.0
     evidence: list[EvidenceFinding] = field(default_factory=list)
@@ -251,13 +254,14 @@ def run_monitor(
     env = run_plan.environment
     redactor.add_secret(env.credentials.password)
     file = load_monitor_file(req.monitor_config) if req.monitor_config else MonitorFile()
-    for sink in file.sinks:
-        if sink.kind == "webhook":
-            if not sink.url.present:
-                raise MonitorUsageError(f"webhook sink: ${{{sink.url.env_var}}} is unset or empty")
-            redactor.add_secret(sink.url)
+    Paging.check(file.sinks, redactor)  # an unset ${VAR} is exit 2 now, not at 3 a.m.
     state_dir = req.state_dir or default_state_dir()
     rollback = _rollback_settings(req, file)
+    if rollback is not None and file.on_fire == "keep-watching":
+        raise MonitorUsageError(
+            "on_fire: keep-watching cannot be combined with --auto-rollback: the rollback "
+            "runs as soon as a trigger fires"
+        )
     overrides = dict(req.rollback_overrides)
     if rollback is not None:
         _check_rollback_plan(rollback, state_dir, overrides)
@@ -373,8 +377,20 @@ def run_monitor(
         stream=req.stream,
         coverage_floor=coverage_floor,
         resumed=req.resume,
+        stop_on_fire=file.on_fire == "stop",
     )
-    observers: list[Observer] = list(extra_observers)
+    paging = Paging.start(
+        file.sinks,
+        redactor,
+        watch_id=watch_id,
+        env=plan.env_name,
+        target=plan.target,
+        runbook_url=file.runbook_url,
+        rollback="automatic rollback on firing" if rollback is not None else "not configured",
+        audit_file=state_dir / "rollback-audit.jsonl",
+        rollback_id=f"rb-{watch_id}" if rollback is not None else None,
+    )
+    observers: list[Observer] = [paging, *extra_observers]
     live: LiveDashboard | None = None
     if req.json:
         observers.append(JsonLines(watch_id, out, redactor))
@@ -408,37 +424,37 @@ def run_monitor(
         result: WatchResult = asyncio.run(
             run_watch(plan, store, redactor, observers, prior, hist_all, hist_critical)
         )
+    except BaseException:
+        paging.close(0.5)
+        raise
     finally:
         if live is not None:
             live.stop()
         if exporter is not None:
             exporter.close()
     code = exit_code_for(result.fired is not None, result.evidence)
-    sink_results: list[SinkResult] = []
     rollback_message = ""
     if result.fired is not None:
         fired = result.fired
         err.write(redactor.redact(f"TRIGGER FIRED {fired.trigger_id}: {fired.summary}\n"))
         store.event(watch_id, "fired", fired.to_dict())
-        sink_results += notify(
-            file.sinks,
-            Alert(fired.trigger_id, "firing", plan.env_name, plan.target, fired.summary),
-            redactor,
-        )
         if rollback is not None:
+            # The page went out in the background when the trigger fired: the rollback starts
+            # now, whatever the sinks are doing.
             code, rollback_message = _auto_rollback(
                 rollback, state_dir, overrides, result, plan, redactor, err
             )
             status = "rolled-back" if code == 1 else "rollback-failed"
             store.event(watch_id, status, {"message": rollback_message, "exit_code": code})
-            sink_results += notify(
-                file.sinks,
-                Alert(fired.trigger_id, status, plan.env_name, plan.target, rollback_message),
-                redactor,
+            paging.rollback_ended(code == 1, rollback_message)
+    deliveries = paging.close(PAGING_DEADLINE_S)
+    for d in deliveries:
+        if not d.ok:
+            err.write(
+                redactor.redact(
+                    f"alert sink {d.sink} failed ({d.action} {d.trigger}): {d.detail}\n"
+                )
             )
-    for r in sink_results:
-        if not r.ok:
-            err.write(redactor.redact(f"alert sink {r.sink} failed: {r.detail}\n"))
     end_s = clock()
     report = build_report(
         watch_id=watch_id,
@@ -465,6 +481,10 @@ def run_monitor(
     )
     from mytrader_ops.report.model import redact_report
 
+    if file.sinks:
+        report = dataclasses.replace(
+            report, verdicts=(*report.verdicts, paging.verdict(deliveries))
+        )
     report = redact_report(report, redactor)
     if req.report_dir is not None:
         from mytrader_ops.report.files import write_reports
@@ -476,7 +496,7 @@ def run_monitor(
         report,
         result.fired,
         rollback_message,
-        sink_results,
+        deliveries,
         watch_id,
         start_s,
         result.evidence,

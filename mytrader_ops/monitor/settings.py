@@ -83,7 +83,61 @@ class CommandSink(_Model):
     timeout_s: Annotated[float, Field(gt=0, le=300)] = 10.0
 
 
-Sink = Annotated[WebhookSink | CommandSink, Field(discriminator="kind")]
+Retries = Annotated[int, Field(ge=0, le=10, description="Retries after a failed attempt.")]
+SinkTimeout = Annotated[float, Field(gt=0, le=30)]
+HttpsUrl = Annotated[str, Field(pattern=r"^(?i:https?)://[^\s/@]+(?::[0-9]+)?(?:/[^\s]*)?$")]
+
+
+class AlertmanagerSink(_Model):
+    """POST to Alertmanager's `/api/v2/alerts`; `endsAt` when the trigger clears or the
+    rollback is verified. `url` is Alertmanager's base URL, plain or `${ENV_VAR}`."""
+
+    kind: Literal["alertmanager"]
+    url: Annotated[str, Field(pattern=r"^(?:\$\{[A-Za-z_][A-Za-z0-9_]*\}|(?i:https?)://\S+)$")]
+    severity: Annotated[str, Field(pattern=r"^[a-z][a-z0-9_-]{0,31}$")] = "critical"
+    hold: DurationText = Field(
+        default="1h", description="An open page stays active this long after it was last sent."
+    )
+    timeout_s: SinkTimeout = 5.0
+    retries: Retries = 3
+
+
+class PagerDutySink(_Model):
+    """PagerDuty Events API v2: `trigger` with a dedup_key per watch and trigger, `resolve`."""
+
+    kind: Literal["pagerduty"]
+    routing_key: Secret
+    url: HttpsUrl = "https://events.pagerduty.com/v2/enqueue"
+    severity: Literal["critical", "error", "warning", "info"] = "critical"
+    timeout_s: SinkTimeout = 5.0
+    retries: Retries = 3
+
+
+class OpsgenieSink(_Model):
+    """Opsgenie Alert API: create with an `alias` per watch and trigger, close by alias."""
+
+    kind: Literal["opsgenie"]
+    api_key: Secret
+    url: HttpsUrl = "https://api.opsgenie.com"
+    priority: Literal["P1", "P2", "P3", "P4", "P5"] = "P1"
+    timeout_s: SinkTimeout = 5.0
+    retries: Retries = 3
+
+
+class SlackSink(_Model):
+    """A Slack incoming webhook with Block Kit blocks. The URL is a secret: `${ENV_VAR}`."""
+
+    kind: Literal["slack"]
+    url: Secret
+    timeout_s: SinkTimeout = 5.0
+    retries: Retries = 3
+
+
+PagerSink = AlertmanagerSink | PagerDutySink | OpsgenieSink | SlackSink
+Sink = Annotated[
+    WebhookSink | CommandSink | AlertmanagerSink | PagerDutySink | OpsgenieSink | SlackSink,
+    Field(discriminator="kind"),
+]
 
 
 class RollbackSettings(_Model):
@@ -121,6 +175,15 @@ class MonitorFile(_Model):
     )
     thresholds: Thresholds = Thresholds()
     sinks: list[Sink] = []
+    runbook_url: HttpsUrl | None = Field(
+        default=None,
+        description="Where runbooks/ is published; pages link <runbook_url>/rollback-<id>.md.",
+    )
+    on_fire: Literal["stop", "keep-watching"] = Field(
+        default="stop",
+        description="keep-watching: without --auto-rollback, watch on after a trigger fires "
+        "so that its page resolves when it clears.",
+    )
     rollback: RollbackSettings | None = None
 
     @model_validator(mode="after")
@@ -130,11 +193,20 @@ class MonitorFile(_Model):
                 parse_duration(self.interval)
             except MonitorUsageError as exc:
                 raise ValueError(str(exc)) from None
+        for sink in self.sinks:
+            if isinstance(sink, AlertmanagerSink):
+                try:
+                    parse_duration(sink.hold)
+                except MonitorUsageError as exc:
+                    raise ValueError(f"alertmanager hold: {exc}") from None
         ids = [t.id for t in self.triggers or []]
         dupes = sorted({i for i in ids if ids.count(i) > 1})
         if dupes:
             raise ValueError(f"duplicate trigger ids: {', '.join(dupes)}")
         return self
+
+
+_SINK_KINDS = ("webhook", "command", "alertmanager", "pagerduty", "opsgenie", "slack")
 
 
 def load_monitor_file(path: Path) -> MonitorFile:
@@ -147,7 +219,7 @@ def load_monitor_file(path: Path) -> MonitorFile:
         problems = []
         for err in exc.errors(include_url=False, include_input=False):
             loc: KeyPath = tuple(
-                p for p in err["loc"] if p not in ("webhook", "command") or isinstance(p, int)
+                p for p in err["loc"] if p not in _SINK_KINDS or isinstance(p, int)
             )
             problems.append(ConfigProblem(doc.file, doc.line_of(loc), format_path(loc), err["msg"]))
         raise ConfigError(problems) from None

@@ -28,7 +28,7 @@ from mytrader_ops.rollback.errors import RollbackError
 
 SCHEMA_VERSION = 1
 MAX_OUTPUT_CHARS = 4000
-Event = Literal["rollback-start", "step-start", "step-end", "rollback-end", "note"]
+Event = Literal["rollback-start", "step-start", "step-end", "rollback-end", "note", "page"]
 JsonObj = dict[str, object]
 
 
