@@ -77,13 +77,16 @@ class RunStore:
         except (ValueError, KeyError, TypeError) as exc:
             raise StoreError(f"stored run {run_id!r} is unreadable: {exc}") from None
 
-    def latest_go(self, env_name: str, backend: str) -> RunReport:
-        """The newest run of this environment and backend that was GO (known issues or not)."""
+    def latest_go(self, env_name: str, backend: str, before: str | None = None) -> RunReport:
+        """The newest run of this environment and backend that was GO (known issues or not);
+        with `before` (a run id), the newest GO that started before that run."""
         with closing(self._connect()) as conn:
             rows = conn.execute(
                 "SELECT document FROM runs WHERE env_name = ? AND backend = ? "
-                "AND decision IN ('GO', 'GO WITH KNOWN ISSUES') ORDER BY started_at DESC LIMIT 1",
-                (env_name, backend),
+                "AND decision IN ('GO', 'GO WITH KNOWN ISSUES') AND run_id != ? "
+                "AND started_at <= COALESCE((SELECT started_at FROM runs WHERE run_id = ?), "
+                "'9999') ORDER BY started_at DESC LIMIT 1",
+                (env_name, backend, before or "", before or ""),
             ).fetchall()
         if not rows:
             raise StoreError(

@@ -118,11 +118,12 @@ def legacy_alert(page: Page) -> Alert | None:
 
 
 def backoff_s(attempt: int, retry_after: float | None = None) -> float:
-    """Delay before retry `attempt` (1-based): 0.5, 1, 2, 4, 8 s +-20%, or Retry-After."""
+    """Delay before retry `attempt` (1-based): 0.5, 1, 2, 4, 8 s +-20% (at most 8 s), or
+    Retry-After (at most 8 s)."""
     if retry_after is not None:
         return min(MAX_BACKOFF_S, max(0.0, retry_after))
     base: float = min(MAX_BACKOFF_S, 0.5 * 2.0 ** (attempt - 1))
-    return base * (0.8 + 0.4 * random.random())
+    return min(MAX_BACKOFF_S, base * (0.8 + 0.4 * random.random()))
 
 
 def _retry_after(response: httpx.Response) -> float | None:

@@ -155,7 +155,7 @@ def test_retries_with_backoff_and_a_final_4xx_is_not_retried(
     dispatcher = Dispatcher(_sinks(services)[:2], Redactor())  # type: ignore[arg-type]
     t0 = time.monotonic()
     dispatcher.submit([_page("trigger")])
-    assert time.monotonic() - t0 < 0.1  # submit never waits for a sink
+    assert time.monotonic() - t0 < scaled(0.2)  # submit never waits for a sink
     og_result, pd_result = sorted(dispatcher.close(scaled(20)), key=lambda d: d.sink)
     assert (og_result.ok, og_result.attempts) == (False, 1)
     assert "HTTP 403" in og_result.detail

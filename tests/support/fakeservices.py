@@ -20,7 +20,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
-Answer = tuple[int, object]  # status, JSON body (or a str for text/plain)
+# status, JSON body (or a str for text/plain), and optionally extra response headers
+Answer = tuple[int, object] | tuple[int, object, dict[str, str]]
 
 
 @dataclass
@@ -67,17 +68,23 @@ class FakeService:
                 with lock:
                     service.requests.append(seen)
                     injected = service.fail_next.pop(0) if service.fail_next else None
+                extra: dict[str, str] = {}
                 if injected is not None:
                     status, answer = injected, {"message": "injected failure"}
                 else:
                     try:
-                        status, answer = service.route(service, seen)
+                        with lock:
+                            routed = service.route(service, seen)
+                        status, answer = routed[0], routed[1]
+                        extra = routed[2] if len(routed) > 2 else {}  # type: ignore[misc]
                     except Violation as exc:
                         with lock:
                             service.violations.append(f"{seen.method} {seen.path}: {exc}")
                         status, answer = 400, {"message": str(exc)}
                 data = (answer if isinstance(answer, str) else json.dumps(answer)).encode()
                 self.send_response(status)
+                for name, value in extra.items():
+                    self.send_header(name, value)
                 ctype = "text/plain" if isinstance(answer, str) else "application/json"
                 self.send_header("content-type", ctype)
                 self.send_header("content-length", str(len(data)))
@@ -245,5 +252,146 @@ def slack(path: str) -> FakeService:
                 for e in elements:
                     _text_object(e, 3000)
         return 200, "ok"
+
+    return FakeService(route)
+
+
+# --------------------------------------------------------------------------- GitHub
+
+GH_STATES = {"error", "failure", "pending", "success"}
+GH_DEPLOY_STATES = {"error", "failure", "inactive", "in_progress", "queued", "pending", "success"}
+GH_COMMENTS = re.compile(r"^/repos/(?P<repo>[^/]+/[^/]+)/issues/(?P<n>\d+)/comments$")
+GH_COMMENT = re.compile(r"^/repos/(?P<repo>[^/]+/[^/]+)/issues/comments/(?P<id>\d+)$")
+GH_STATUS = re.compile(r"^/repos/(?P<repo>[^/]+/[^/]+)/statuses/(?P<sha>[0-9a-f]{40})$")
+GH_DEPLOY = re.compile(r"^/repos/(?P<repo>[^/]+/[^/]+)/deployments/(?P<id>\d+)/statuses$")
+PAGE_SIZE = 2  # small pages, so that the client must follow Link: rel="next"
+
+
+def _url(value: Any, name: str) -> None:
+    need(isinstance(value, str) and value.startswith(("http://", "https://")), f"{name}: URL")
+
+
+def github(token: str, repo: str) -> FakeService:
+    """Comments live in `state["comments"]` ({id: body}); statuses in `state["statuses"]`."""
+
+    def route(svc: FakeService, seen: Seen) -> Answer:
+        h = seen.headers
+        need(h.get("authorization") == f"Bearer {token}", "Authorization: Bearer <token>")
+        need(
+            h.get("accept") == "application/vnd.github+json", "Accept: application/vnd.github+json"
+        )
+        need(h.get("x-github-api-version") == "2022-11-28", "X-GitHub-Api-Version: 2022-11-28")
+        need(bool(h.get("user-agent")), "User-Agent is required")
+        comments: dict[int, str] = svc.state.setdefault("comments", {})
+        if (m := GH_COMMENTS.match(seen.path)) and m["repo"] == repo:
+            if seen.method == "GET":
+                per_page = int(seen.query.get("per_page", ["30"])[0])
+                need(1 <= per_page <= 100, "per_page is 1-100")
+                page = int(seen.query.get("page", ["1"])[0])
+                ids = sorted(comments)
+                chunk = ids[(page - 1) * PAGE_SIZE : page * PAGE_SIZE]
+                headers = {}
+                if page * PAGE_SIZE < len(ids):
+                    nxt = f"{svc.url}{seen.path}?per_page={per_page}&page={page + 1}"
+                    headers["Link"] = f'<{nxt}>; rel="next"'
+                body = [{"id": i, "body": comments[i], "user": {"login": "bot"}} for i in chunk]
+                return 200, body, headers
+            need(seen.method == "POST", "GET or POST")
+            data = _json(seen)
+            need(set(data) == {"body"}, "only body")
+            _str(data, "body", 65536)
+            new_id = 1000 + len(comments) + len(svc.state.get("deleted", []))
+            comments[new_id] = data["body"]
+            return 201, {"id": new_id, "body": data["body"]}
+        if (m := GH_COMMENT.match(seen.path)) and m["repo"] == repo:
+            need(seen.method == "PATCH", "PATCH a comment")
+            data = _json(seen)
+            need(set(data) == {"body"}, "only body")
+            _str(data, "body", 65536)
+            cid = int(m["id"])
+            if cid not in comments:
+                return 404, {"message": "Not Found"}
+            comments[cid] = data["body"]
+            return 200, {"id": cid, "body": data["body"]}
+        if (m := GH_STATUS.match(seen.path)) and m["repo"] == repo:
+            need(seen.method == "POST", "POST a status")
+            data = _json(seen)
+            need(set(data) <= {"state", "target_url", "description", "context"}, "fields")
+            need(data.get("state") in GH_STATES, "state")
+            _str(data, "description", 140, required=False)
+            _str(data, "context", 255, required=False)
+            if "target_url" in data:
+                _url(data["target_url"], "target_url")
+            svc.state.setdefault("statuses", []).append((m["sha"], data))
+            return 201, {"id": 1, **data}
+        if (m := GH_DEPLOY.match(seen.path)) and m["repo"] == repo:
+            need(seen.method == "POST", "POST a deployment status")
+            data = _json(seen)
+            allowed = {"state", "target_url", "log_url", "description", "environment",
+                       "environment_url", "auto_inactive"}  # fmt: skip
+            need(set(data) <= allowed, f"fields {set(data) - allowed}")
+            need(data.get("state") in GH_DEPLOY_STATES, "state")
+            _str(data, "description", 140, required=False)
+            if "log_url" in data:
+                _url(data["log_url"], "log_url")
+            svc.state.setdefault("deployment_statuses", []).append((m["id"], data))
+            return 201, {"id": 1, **data}
+        raise Violation(f"no such endpoint {seen.method} {seen.path}")
+
+    return FakeService(route)
+
+
+# --------------------------------------------------------------------------- GitLab
+
+GL_NOTES = re.compile(r"^/api/v4/projects/(?P<p>[^/]+)/merge_requests/(?P<iid>\d+)/notes$")
+GL_NOTE = re.compile(
+    r"^/api/v4/projects/(?P<p>[^/]+)/merge_requests/(?P<iid>\d+)/notes/(?P<id>\d+)$"
+)
+GL_STATUS = re.compile(r"^/api/v4/projects/(?P<p>[^/]+)/statuses/(?P<sha>[0-9a-f]{40})$")
+GL_STATES = {"pending", "running", "success", "failed", "canceled", "skipped"}
+
+
+def gitlab(token: str, project: str) -> FakeService:
+    def route(svc: FakeService, seen: Seen) -> Answer:
+        need(seen.headers.get("private-token") == token, "PRIVATE-TOKEN")
+        notes: dict[int, str] = svc.state.setdefault("notes", {})
+        if (m := GL_NOTES.match(seen.path)) and m["p"] == project:
+            if seen.method == "GET":
+                per_page = int(seen.query.get("per_page", ["20"])[0])
+                need(1 <= per_page <= 100, "per_page is 1-100")
+                page = int(seen.query.get("page", ["1"])[0])
+                ids = sorted(notes)
+                chunk = ids[(page - 1) * PAGE_SIZE : page * PAGE_SIZE]
+                nxt = str(page + 1) if page * PAGE_SIZE < len(ids) else ""
+                body = [{"id": i, "body": notes[i], "system": False} for i in chunk]
+                return 200, body, {"X-Next-Page": nxt, "X-Page": str(page)}
+            need(seen.method == "POST", "GET or POST")
+            data = _json(seen)
+            _str(data, "body", 1_000_000)
+            new_id = 500 + len(notes)
+            notes[new_id] = data["body"]
+            return 201, {"id": new_id, "body": data["body"]}
+        if (m := GL_NOTE.match(seen.path)) and m["p"] == project:
+            need(seen.method == "PUT", "PUT a note")
+            data = _json(seen)
+            _str(data, "body", 1_000_000)
+            nid = int(m["id"])
+            if nid not in notes:
+                return 404, {"message": "404 Not found"}
+            notes[nid] = data["body"]
+            return 200, {"id": nid, "body": data["body"]}
+        if (m := GL_STATUS.match(seen.path)) and m["p"] == project:
+            need(seen.method == "POST", "POST a status")
+            data = _json(seen)
+            allowed = {"state", "ref", "name", "context", "target_url", "description",
+                       "coverage", "pipeline_id"}  # fmt: skip
+            need(set(data) <= allowed, f"fields {set(data) - allowed}")
+            need(data.get("state") in GL_STATES, "state")
+            _str(data, "description", 255, required=False)
+            if "target_url" in data:
+                _url(data["target_url"], "target_url")
+            svc.state.setdefault("statuses", []).append((m["sha"], data))
+            return 201, {"id": 1, "status": data["state"], "name": data.get("name")}
+        raise Violation(f"no such endpoint {seen.method} {seen.path}")
 
     return FakeService(route)
