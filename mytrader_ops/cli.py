@@ -21,6 +21,7 @@ if TYPE_CHECKING:
     from mytrader_ops.validate.plan import RunPlan
 from mytrader_ops.commands_monitor import MONITOR_EXIT_CODES, monitor
 from mytrader_ops.commands_rollback import ROLLBACK_EXIT_CODES, rollback
+from mytrader_ops.serve.command import SERVE_EXIT_CODES, serve
 
 EXIT_CODES = """Exit codes: 0 GO (with or without known issues), 1 NO-GO,
 2 usage or configuration error, 3 INCONCLUSIVE (missing evidence; also internal errors)."""
@@ -459,6 +460,7 @@ def config_schema_cmd() -> None:
 
 app.command("monitor", epilog=MONITOR_EXIT_CODES)(monitor)
 app.command("rollback", epilog=ROLLBACK_EXIT_CODES)(rollback)
+app.command("serve", epilog=SERVE_EXIT_CODES)(serve)
 
 
 def main() -> None:
