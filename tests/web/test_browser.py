@@ -130,6 +130,8 @@ def test_a_trading_session_end_to_end(
 
     # Live: the three hubs connect and prices move without a reload.
     wait_until(browser, lambda d: conn_state(d) == "connected", what="hubs connected")
+    # ... through Microsoft's own client, the vendored release (docs/web.md).
+    assert browser.execute_script("return window.signalR && window.signalR.VERSION") == "10.0.11"
     price_cell = "#watchlist tr[data-symbol=AAPL] .price"
     first = wait_until(browser, lambda d: text_of(d, price_cell).replace("—", ""), what="a price")
     wait_until(browser, lambda d: text_of(d, price_cell) not in ("", "—", first), what="a move")

