@@ -347,7 +347,7 @@ def test_the_vendored_signalr_client_is_the_pinned_release_with_its_licence() ->
     assert b"t.signalR=e()" in bundle  # the UMD build: a global for the app's modules
     assert "MIT License" in (folder / "LICENSE.txt").read_text()
     assert "License notice for" in (folder / "third-party-notices.txt").read_text()
-    node_pin = json.loads(
-        (STATIC_DIR.parents[2] / "tests/hubs/node/package.json").read_text()
-    )["dependencies"]["@microsoft/signalr"]
+    node_pin = json.loads((STATIC_DIR.parents[2] / "tests/hubs/node/package.json").read_text())[
+        "dependencies"
+    ]["@microsoft/signalr"]
     assert record["version"] == node_pin  # the app runs the client the hub tests drive
