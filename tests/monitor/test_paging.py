@@ -376,3 +376,47 @@ def test_sinks_config_names_problems_and_needs_references(tmp_path: Path) -> Non
     assert f"{f}:4:" in text
     assert f"{f}:5:" in text
     assert "literal-key" not in text
+
+
+@pytest.mark.slow
+def test_validate_notify_pages_a_no_go_and_the_next_go_resolves_it(
+    server: LiveServer, tmp_path: Path, services: dict[str, FakeService]
+) -> None:
+    from tests.monitor.conftest import PASSWORD, USER
+    from tests.ops.conftest import run_cli
+
+    config = tmp_path / "ops.yaml"
+    config.write_text(
+        "version: 1\ninclude: [smoke]\nenvironments:\n  staging:\n"
+        f"    backend: {server.url}\n    credentials:\n"
+        "      username: ${MYTRADER_OPS_USERNAME}\n      password: ${MYTRADER_OPS_PASSWORD}\n"
+    )
+    sinks = tmp_path / "sinks.yaml"
+    sinks.write_text(
+        "version: 1\nsinks:\n"
+        f"  - {{kind: pagerduty, routing_key: '${{TEST_PD_KEY}}', "
+        f"url: '{services['pd'].url}/v2/enqueue'}}\n"
+        "  - {kind: slack, url: '${TEST_SLACK_URL}'}\n"
+    )
+    env = {"MYTRADER_OPS_USERNAME": USER, "MYTRADER_OPS_PASSWORD": PASSWORD,
+           "TEST_PD_KEY": PD_KEY, "TEST_SLACK_URL": services["slack"].url + SLACK_PATH}  # fmt: skip
+    argv = ("validate", "--config", str(config), "--env", "staging", "--no-store",
+            "--notify", str(sinks))  # fmt: skip
+    server.set_faults(hubs_down=True)
+    try:
+        bad = run_cli(*argv, env=env)
+    finally:
+        server.clear_faults()
+    good = run_cli(*argv, env=env)
+    assert (bad.code, good.code) == (1, 0), bad.stderr + good.stderr
+    pd = [r.body for r in services["pd"].requests]
+    assert [b["event_action"] for b in pd] == ["trigger", "resolve"]
+    assert {b["dedup_key"] for b in pd} == {"mytrader-ops/validate/staging"}
+    assert "hub-market-data FAIL" in json.dumps(pd[0]["payload"]["custom_details"])
+    decisions = [r.body["blocks"][1]["fields"][0]["text"] for r in services["slack"].requests]
+    assert decisions == ["*Decision*\nNO-GO", "*Decision*\nGO"]
+    assert services["pd"].violations == services["slack"].violations == []
+    assert PD_KEY not in bad.stdout + bad.stderr + good.stdout + good.stderr
+    missing = run_cli(*argv, env=env | {"TEST_PD_KEY": ""})  # unset or empty
+    assert missing.code == 2
+    assert "${TEST_PD_KEY} is unset" in missing.stderr
