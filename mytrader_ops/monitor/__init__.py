@@ -13,6 +13,11 @@ Layout (pure modules touch no network, no disk):
     verdicts   -> the final report in validate's model (md/json/junit/html)
     dashboard  -> rich live view; plain lines without a terminal
     sinks      -> webhook (Slack-compatible JSON) and command (argv) alerts
+    pages      -> paging rules: one page per trigger per watch, resolve, update     [pure]
+    pagers     -> each paging service's documented payload (Alertmanager, PagerDuty,
+                  Opsgenie, Slack Block Kit)                                          [pure]
+    delivery   -> background delivery per sink: ordered, bounded, retried with backoff
+    paging     -> the watch's pager (an observer), the audit records, the report check
     exporter   -> optional Prometheus endpoint for the monitor's own figures
 
 Exceptions: usage and configuration problems are `mytrader_ops.errors.OpsError` (exit 2);

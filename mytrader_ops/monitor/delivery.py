@@ -89,6 +89,13 @@ def resolve_secret(sink: AnySink) -> str | None:
     return ""
 
 
+def secret_value(sink: AnySink) -> str | None:
+    """What must never be printed: keys, webhook URLs, an Alertmanager URL given as `${VAR}`."""
+    if isinstance(sink, AlertmanagerSink) and not ENV_REF.match(sink.url):
+        return None  # a plain URL in the config file is not a secret
+    return resolve_secret(sink) or None
+
+
 def missing_secret(sink: AnySink) -> str | None:
     """The `${VAR}` a sink needs and does not have, for a usage error before watching."""
     if resolve_secret(sink) is not None:
@@ -249,7 +256,7 @@ class Dispatcher:
         self._stop = threading.Event()
         self._on_result = on_result
         for sink in sinks:
-            redactor.add(resolve_secret(sink) or None)
+            redactor.add(secret_value(sink))
         self._workers = [
             _Worker(sink_name(s, i), s, redactor, self._record, self._stop)
             for i, s in enumerate(sinks)

@@ -39,13 +39,13 @@ class Paging:
     @staticmethod
     def check(sinks: Sequence[AnySink], redactor: Redactor) -> None:
         """Refuse (exit 2) a sink whose `${VAR}` is unset; register every secret value."""
-        from mytrader_ops.monitor.delivery import resolve_secret
+        from mytrader_ops.monitor.delivery import secret_value
 
         for i, sink in enumerate(sinks):
             missing = missing_secret(sink)
             if missing is not None:
                 raise MonitorUsageError(f"sinks[{i}] ({sink.kind}): {missing} is unset or empty")
-            redactor.add(resolve_secret(sink) or None)
+            redactor.add(secret_value(sink))
 
     @classmethod
     def start(

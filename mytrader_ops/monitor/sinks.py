@@ -1,5 +1,8 @@
 """Alert sinks: a webhook (Slack-compatible `{"text": ...}` JSON) and a command (argv).
 
+(The paging sinks, Alertmanager, PagerDuty, Opsgenie and Slack Block Kit, are pagers.py;
+all of them are delivered in the background by delivery.py, these two included.)
+
 Both are bounded (timeouts), both see only redacted text, and a failing sink is reported,
 never fatal: the watch and the rollback go on. The webhook URL is a secret (`${ENV_VAR}`);
 it is never printed. A command is an argv list, never a shell: `{trigger}`, `{status}`,
