@@ -105,7 +105,19 @@ class OrderEngine:
         events: list[str] = ["new"]
         try:
             async with self._writes() as session, session.begin():
+                # The account row lock serialises this user's placements, so a twin that
+                # committed first is visible here: a replay is answered before any business
+                # check, whatever the account looks like now (the unique constraint below stays
+                # the backstop for a twin that has not committed yet).
                 account = await self._account(session, who.user_id)
+                if req.client_order_id is not None:
+                    existing = await session.scalar(
+                        select(Order).where(
+                            Order.user_id == who.user_id, Order.client_order_id == client_id
+                        )
+                    )
+                    if existing is not None:
+                        return self._replay(existing, fingerprint)  # nothing was written
                 await self._check_funds(session, account, order, fill_price or req.limit_price)
                 session.add(order)
                 await session.flush()
