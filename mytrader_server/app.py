@@ -21,7 +21,7 @@ from mytrader_server.auth.passwords import PasswordService
 from mytrader_server.auth.tokens import TokenService
 from mytrader_server.context import ServerContext
 from mytrader_server.db.engine import create_engine, create_sessionmaker
-from mytrader_server.db.migrate import upgrade_to_head
+from mytrader_server.db.migrate import require_head, upgrade_to_head
 from mytrader_server.errors import TradingError
 from mytrader_server.faults import FaultInjector, FaultProfile
 from mytrader_server.hubs import install_hubs
@@ -76,7 +76,10 @@ def create_app(settings: Settings) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        await upgrade_to_head(ctx.engine)
+        if settings.migrate_on_start:
+            await upgrade_to_head(ctx.engine)
+        else:
+            await require_head(ctx.engine)
         await engine.load_book()
         ctx.market.add_listener(engine.on_ticks)
         await start_scale_out(ctx)  # with Redis: join the other processes, elect the feed

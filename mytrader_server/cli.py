@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from sqlalchemy.exc import SQLAlchemyError
 
 from mytrader_server.errors import SettingsError, TradingError
 
@@ -47,9 +48,27 @@ def _run_server(
         overrides["port"] = port
     try:
         settings = load_settings(**overrides)
+        if not settings.migrate_on_start:
+            asyncio.run(_require_head(settings))
     except SettingsError as exc:
         raise _fail(str(exc)) from None
+    except (OSError, SQLAlchemyError) as exc:
+        typer.echo(f"mytrader-server: cannot reach the database: {_db_reason(exc)}", err=True)
+        raise typer.Exit(1) from None
     serve(settings, ready_file=ready_file, access_log=access_log)
+
+
+async def _require_head(settings: object) -> None:
+    from mytrader_server.db.engine import create_engine
+    from mytrader_server.db.migrate import require_head
+    from mytrader_server.settings import Settings
+
+    assert isinstance(settings, Settings)
+    engine = create_engine(settings)
+    try:
+        await require_head(engine)
+    finally:
+        await engine.dispose()
 
 
 @app.callback(invoke_without_command=True)
@@ -74,6 +93,52 @@ def serve(
 ) -> None:
     """Serve the API."""
     _run_server(host, port, ready_file, access_log)
+
+
+@app.command()
+def migrate() -> None:
+    """Bring the database schema to this version's head, then exit.
+
+    Safe to run from several places at once (a database-wide lock serialises it). Use it as a
+    release step with MYTRADER_MIGRATE_ON_START=false on the servers.
+    """
+    from mytrader_server.settings import load_settings
+
+    try:
+        settings = load_settings()
+        before, after = asyncio.run(_migrate(settings))
+    except SettingsError as exc:
+        raise _fail(str(exc)) from None
+    except (OSError, SQLAlchemyError) as exc:
+        typer.echo(f"mytrader-server: cannot migrate the database: {_db_reason(exc)}", err=True)
+        raise typer.Exit(1) from None
+    if before == after:
+        typer.echo(f"database schema already at {after}")
+    else:
+        typer.echo(f"database schema upgraded from {before or 'empty'} to {after}")
+
+
+async def _migrate(settings: object) -> tuple[str | None, str]:
+    from mytrader_server.db.engine import create_engine
+    from mytrader_server.db.migrate import upgrade_to_head
+    from mytrader_server.settings import Settings
+
+    assert isinstance(settings, Settings)
+    engine = create_engine(settings)
+    try:
+        return await upgrade_to_head(engine)
+    finally:
+        await engine.dispose()
+
+
+def _db_reason(exc: BaseException) -> str:
+    """One line naming the failure, never the URL (it may hold a password)."""
+    orig = getattr(exc, "orig", None) or exc
+    return (
+        f"{type(orig).__name__}: {str(orig).splitlines()[0][:200]}"
+        if str(orig)
+        else (type(orig).__name__)
+    )
 
 
 @app.command()

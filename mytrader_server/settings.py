@@ -26,6 +26,7 @@ class Settings(BaseSettings):
     port: int = Field(default=5002, ge=0, le=65535)
     data_dir: Path = Path("data")
     database_url: str | None = None
+    migrate_on_start: bool = True
     redis_url: str | None = None
     redis_prefix: str = Field(default="mytrader", pattern=r"^[A-Za-z0-9:_.-]{1,64}$")
 
