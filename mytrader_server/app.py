@@ -25,13 +25,14 @@ from mytrader_server.db.migrate import require_head, upgrade_to_head
 from mytrader_server.errors import TradingError
 from mytrader_server.faults import FaultInjector, FaultProfile
 from mytrader_server.hubs import install_hubs
-from mytrader_server.hubs.scaleout import create_bus, start_scale_out
+from mytrader_server.hubs.scaleout import RedisBus, create_bus, start_scale_out
 from mytrader_server.market.feed import SimulatedFeed
 from mytrader_server.market.service import MarketService
 from mytrader_server.metrics import Metrics
 from mytrader_server.middleware import RequestMiddleware
 from mytrader_server.ratelimit import RateLimiter
 from mytrader_server.settings import Settings
+from mytrader_server.shared_limits import RedisRateLimiter
 from mytrader_server.trading.engine import OrderEngine
 
 log = logging.getLogger(__name__)
@@ -107,8 +108,8 @@ def create_app(settings: Settings) -> FastAPI:
     )
     app.state.ctx = ctx
     app.state.engine = engine
-    app.state.login_limiter = RateLimiter(settings.login_rate_per_minute)
-    app.state.order_limiter = RateLimiter(settings.order_rate_per_minute)
+    app.state.login_limiter = _limiter(ctx, "login", settings.login_rate_per_minute)
+    app.state.order_limiter = _limiter(ctx, "orders", settings.order_rate_per_minute)
     ctx.metrics.before_scrape(_feed_lag_updater(ctx))
 
     for router in (health.router, auth.router, market.router, trading.router, admin.router):
@@ -127,6 +128,14 @@ def create_app(settings: Settings) -> FastAPI:
         max_body_bytes=settings.max_body_bytes,
     )
     return app
+
+
+def _limiter(ctx: ServerContext, name: str, rate: int) -> RateLimiter | RedisRateLimiter:
+    """Per process in the embedded default; shared by every process when Redis is configured."""
+    bus = ctx.bus
+    if isinstance(bus, RedisBus):
+        return RedisRateLimiter(lambda: bus.client, bus.prefix, name, rate)
+    return RateLimiter(rate)
 
 
 def _feed_lag_updater(ctx: ServerContext) -> Callable[[], None]:

@@ -31,3 +31,7 @@ class RateLimiter:
         self._buckets[key] = (tokens, now)
         while len(self._buckets) > self._max_keys:
             self._buckets.popitem(last=False)
+
+    async def acquire(self, key: str) -> float:
+        """``take`` behind the interface the Redis-shared limiter also offers."""
+        return self.take(key)

@@ -18,7 +18,7 @@ router = APIRouter(prefix="/api/auth", tags=["auth"], dependencies=[DB])
 async def register(body: Credentials, ctx: Ctx, request: Request) -> JSONResponse:
     if not ctx.settings.registration_enabled:
         raise TradingError(403, "registration is disabled on this server")
-    wait = request.app.state.login_limiter.take(f"ip:{client_address(request)}")
+    wait = await request.app.state.login_limiter.acquire(f"ip:{client_address(request)}")
     if wait:
         raise rate_limited(int(wait))
     ctx.passwords.check_length(body.password)
@@ -33,7 +33,7 @@ async def register(body: Credentials, ctx: Ctx, request: Request) -> JSONRespons
 async def login(body: LoginRequest, ctx: Ctx, request: Request) -> dict[str, object]:
     limiter = request.app.state.login_limiter
     for key in (f"ip:{client_address(request)}", f"user:{body.username.lower()}"):
-        wait = limiter.take(key)
+        wait = await limiter.acquire(key)
         if wait:
             raise rate_limited(int(wait))
     ctx.passwords.check_length(body.password)

@@ -20,7 +20,7 @@ OrderId = Annotated[str, Path(max_length=64)]
 async def place_order(
     body: OrderRequest, who: User, engine: Engine, request: Request
 ) -> JSONResponse:
-    wait = request.app.state.order_limiter.take(f"user:{who.user_id}")
+    wait = await request.app.state.order_limiter.acquire(f"user:{who.user_id}")
     if wait:
         raise rate_limited(int(wait))
     placed = await engine.place(who, body)

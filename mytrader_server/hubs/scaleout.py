@@ -165,6 +165,11 @@ class RedisBus:
             self._wake.set()
 
     @property
+    def client(self) -> aioredis.Redis | None:
+        """The Redis client while the bus runs, else None."""
+        return self._redis
+
+    @property
     def redis(self) -> aioredis.Redis:
         assert self._redis is not None, "RedisBus.start() was not called"
         return self._redis
