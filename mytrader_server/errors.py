@@ -44,3 +44,14 @@ def rate_limited(retry_after_s: int) -> TradingError:
     err = TradingError(HTTPStatus.TOO_MANY_REQUESTS, "rate limit exceeded; retry later")
     err.headers["Retry-After"] = str(max(1, retry_after_s))
     return err
+
+
+def trading_paused(reason: str) -> TradingError:
+    """This process cannot trust its quotes (scale-out: cut off from Redis); retry elsewhere."""
+    err = TradingError(
+        HTTPStatus.SERVICE_UNAVAILABLE,
+        f"order matching is paused on this server ({reason}); retry shortly",
+        code=50300002,
+    )
+    err.headers["Retry-After"] = "2"
+    return err

@@ -35,6 +35,9 @@ class Tick:
     trade_count: int
     timestamp: str
     seq: int
+    # scale-out: the feed lease's epoch when this tick was published (0 in the embedded default);
+    # ticks are ordered by (epoch, seq), so a former leader's sequence numbers never win
+    epoch: int = 0
 
     def to_json(self) -> dict[str, JSONValue]:
         return {

@@ -2,18 +2,25 @@
 
 With ``MYTRADER_REDIS_URL`` set, every process builds a ``RedisBus``:
 
-- ``publish`` delivers to this process's handlers at once (hubs, engine) and queues the event
-  for Redis; one publisher task sends queued events in batches to ``{prefix}:events``.
+- ``publish`` delivers to this process's handlers at once (hubs, engine) and queues user events
+  (OrderUpdate, PortfolioUpdate) for Redis; one publisher task sends them in batches to
+  ``{prefix}:events``.
 - one subscriber task per process receives the other processes' batches: ticks are applied to
   the local quote cache with ``market.apply(ticks, publish=False)`` (which also runs the order
   sweep) and every event is then delivered to the local handlers, so a client on process A gets
   the OrderUpdate for an order placed through process B.
 
-``FeedLeader`` elects the one process that runs the market-data feed: ``SET key id NX PX ttl``,
-renewed at a third of the TTL with a compare-and-expire script. Followers keep
-``market.runs_feed`` False. If Redis is unreachable each process keeps serving its own clients
-(local delivery never depends on Redis); it does not start a second feed unless it held or wins
-the lease.
+``FeedLeader`` elects the one process that runs the market-data feed through a lease,
+``{prefix}:feed-leader`` = ``"{process id}:{epoch}"``, where the epoch is incremented by every
+promotion. The leader publishes each feed step with a script that checks, inside Redis, that it
+still holds the lease, and applies the step itself only once Redis took it: a leader that lost
+the lease (or cannot reach Redis) publishes nothing and matches nothing. Ticks carry the epoch
+and every process orders them by (epoch, seq), so a former leader's sequence numbers never win.
+
+A process that cannot reach Redis is *cut off*: its quotes are the cluster's no longer, so it
+runs no private feed, refuses new orders with 503 and reports ``redis:connection`` as ``fail``
+(``/health/ready`` answers 503 and a load balancer routes elsewhere) until a Redis round trip
+succeeds again. The embedded default, without Redis, runs its own feed as before.
 """
 
 from __future__ import annotations
@@ -26,6 +33,7 @@ import time
 import uuid
 from collections import deque
 from collections.abc import Awaitable, Callable
+from dataclasses import replace
 from typing import Any, Final
 
 import redis.asyncio as aioredis
@@ -37,7 +45,9 @@ from mytrader_server.market.service import MarketService
 log = logging.getLogger(__name__)
 
 LEASE_MS: Final = 3000
+LEASE_S: Final = LEASE_MS / 1000
 RENEW_S: Final = LEASE_MS / 3000
+ROUND_TRIP_TIMEOUT_S: Final = 0.5  # an election or a feed step's publish; slower = cut off
 RETRY_S: Final = 1.0
 MAX_BATCH: Final = 500
 MAX_OUTBOX: Final = 100_000
@@ -45,6 +55,24 @@ SUBSCRIBE_WAIT_S: Final = 3.0
 
 TickSink = Callable[[list[Tick]], Awaitable[None]]
 
+# KEYS: lease, epoch counter. ARGV: this process's id, lease ms. Returns the lease's value:
+# "{id}:{epoch}" of whoever holds it, this process included when it just took it.
+_PROMOTE = """
+local holder = redis.call('get', KEYS[1])
+if holder then return holder end
+local epoch = redis.call('incr', KEYS[2])
+local value = ARGV[1] .. ':' .. epoch
+redis.call('set', KEYS[1], value, 'PX', ARGV[2])
+return value
+"""
+# KEYS: lease, channel, last sequence number. ARGV: lease value, batch, sequence number.
+# The fence: a feed step is published only by the current lease holder.
+_PUBLISH_TICKS = """
+if redis.call('get', KEYS[1]) ~= ARGV[1] then return 0 end
+redis.call('publish', KEYS[2], ARGV[2])
+redis.call('set', KEYS[3], ARGV[3])
+return 1
+"""
 _RENEW = """
 if redis.call('get', KEYS[1]) == ARGV[1] then
   return redis.call('pexpire', KEYS[1], ARGV[2])
@@ -78,6 +106,7 @@ def encode_batch(origin: str, events: list[Event]) -> str:
                     "trade_count": event.trade_count,
                     "timestamp": event.timestamp,
                     "seq": event.seq,
+                    "epoch": event.epoch,
                 }
             )
         else:
@@ -121,6 +150,7 @@ def _decode_event(item: dict[str, Any]) -> Event:
             trade_count=int(item["trade_count"]),
             timestamp=str(item["timestamp"]),
             seq=int(item["seq"]),
+            epoch=int(item.get("epoch", 0)),
         )
     if kind == "user":
         target = item["target"]
@@ -142,27 +172,63 @@ class RedisBus:
         self.prefix = prefix
         self.channel = f"{prefix}:events"
         self.origin = uuid.uuid4().hex
-        self.connected = False
+        self.connected = False  # the subscriber holds a subscription
+        self._confirmed_until = 0.0  # monotonic time until which the last round trip vouches
+        self._resubscribe = False
         self._local = LocalBus()
-        self._outbox: deque[Event] = deque()
+        self._outbox: deque[UserEvent] = deque()
         self._wake: asyncio.Event | None = None
         self._tasks: list[asyncio.Task[None]] = []
         self._redis: aioredis.Redis | None = None
         self._tick_sink: TickSink | None = None
         self.max_seq = 0
+        self.epoch = 0  # the highest feed-lease epoch seen
+        self._latest: dict[str, tuple[int, int]] = {}  # per symbol: (epoch, seq) last delivered
+        self._warned_at = -60.0
 
     def subscribe(self, handler: Handler) -> Callable[[], None]:
         return self._local.subscribe(handler)
 
     def publish(self, event: Event) -> None:
+        """Deliver here at once; user events also go to the other processes.
+
+        Ticks reach the other processes before this call, through ``FeedLeader.commit``.
+        """
         self._local.deliver(event)
-        if isinstance(event, Tick) and event.seq > self.max_seq:
-            self.max_seq = event.seq
-        if self._wake is not None:
+        if isinstance(event, UserEvent) and self._wake is not None:
             if len(self._outbox) >= MAX_OUTBOX:  # Redis stalled: shed the oldest, stay bounded
                 self._outbox.popleft()
             self._outbox.append(event)
             self._wake.set()
+
+    # ---- contact with Redis ----------------------------------------------------------------
+
+    def cut_off_reason(self) -> str | None:
+        """Why this process is cut off from the cluster, or None while it is in contact."""
+        if not self.connected:
+            return "redis unreachable: not subscribed to the cluster's events"
+        if time.monotonic() >= self._confirmed_until:
+            return "redis unreachable: no round trip succeeded within the lease time"
+        return None
+
+    def confirm(self, sent_at: float) -> None:
+        """A round trip sent at ``sent_at`` succeeded."""
+        if self._confirmed_until == 0.0:
+            # back from an outage: events published meanwhile are lost to this subscription,
+            # and a connection that went quiet may be half open; subscribe afresh
+            self._resubscribe = True
+        self._confirmed_until = max(self._confirmed_until, sent_at + LEASE_S)
+
+    def lose_contact(self, what: str, exc: BaseException) -> None:
+        self._confirmed_until = 0.0
+        if time.monotonic() - self._warned_at > 60:
+            self._warned_at = time.monotonic()
+            log.warning("redis %s failed: %s; this process is cut off", what, type(exc).__name__)
+
+    def observe_epoch(self, epoch: int) -> None:
+        self.epoch = max(self.epoch, epoch)
+
+    # ---- lifecycle -------------------------------------------------------------------------
 
     @property
     def client(self) -> aioredis.Redis | None:
@@ -186,7 +252,7 @@ class RedisBus:
         ]
         with contextlib.suppress(TimeoutError):
             # wait (briefly) for the subscription so that no event published right after start
-            # is missed; without Redis the process still starts and serves its own clients
+            # is missed; without Redis the process starts cut off (see cut_off_reason)
             await asyncio.wait_for(asyncio.shield(ready), timeout=SUBSCRIBE_WAIT_S)
 
     async def stop(self) -> None:
@@ -204,31 +270,28 @@ class RedisBus:
     async def _publish_forever(self) -> None:
         assert self._wake is not None
         wake = self._wake
-        failed_at = 0.0
         while True:
             await wake.wait()
             wake.clear()
             while self._outbox:
-                batch = [self._outbox.popleft() for _ in range(min(MAX_BATCH, len(self._outbox)))]
+                batch: list[Event] = [
+                    self._outbox.popleft() for _ in range(min(MAX_BATCH, len(self._outbox)))
+                ]
                 try:
                     await self.redis.publish(self.channel, encode_batch(self.origin, batch))
-                    if self.max_seq:
-                        await self.redis.set(f"{self.prefix}:feed-seq", self.max_seq)
                 except Exception as exc:  # Redis down: these events stay local
-                    if time.monotonic() - failed_at > 60:
-                        failed_at = time.monotonic()
-                        log.warning("redis publish failed: %s", type(exc).__name__)
+                    self.lose_contact("publish", exc)
 
     async def _subscribe_forever(self, ready: asyncio.Future[None]) -> None:
-        failed_at = 0.0
         while True:
             pubsub = self.redis.pubsub()
             try:
                 await pubsub.subscribe(self.channel)
+                self._resubscribe = False
                 self.connected = True
                 if not ready.done():
                     ready.set_result(None)
-                while True:
+                while not self._resubscribe:
                     message = await pubsub.get_message(ignore_subscribe_messages=True, timeout=1.0)
                     if message is not None and message.get("type") == "message":
                         await self._receive(message["data"])
@@ -236,9 +299,7 @@ class RedisBus:
                 raise
             except Exception as exc:
                 self.connected = False
-                if time.monotonic() - failed_at > 60:
-                    failed_at = time.monotonic()
-                    log.warning("redis subscription lost: %s", type(exc).__name__)
+                self.lose_contact("subscription", exc)
                 await asyncio.sleep(RETRY_S)
             finally:
                 self.connected = False
@@ -253,15 +314,34 @@ class RedisBus:
             return
         if origin == self.origin:
             return  # our own events were delivered locally when published
-        for event in events:  # queued for the hub clients first: a slow sweep cannot delay them
+        fresh: list[Event] = []
+        ticks: list[Tick] = []
+        for event in events:
+            if isinstance(event, Tick):
+                if not self._is_news(event):
+                    continue
+                ticks.append(event)
+            fresh.append(event)
+        for event in fresh:  # queued for the hub clients first: a slow sweep cannot delay them
             self._local.deliver(event)
-        ticks = [e for e in events if isinstance(e, Tick)]
         if ticks:
             self.max_seq = max(self.max_seq, max(t.seq for t in ticks))
             if self._tick_sink is not None:
                 # the quote cache is updated before this coroutine first yields, so no client
                 # can see a pushed tick before the REST API has it; then the order sweep runs
                 await self._tick_sink(ticks)
+
+    def _is_news(self, tick: Tick) -> bool:
+        """Fencing: a tick from an epoch older than one already seen, or not newer than the
+        last one delivered for its symbol, never reaches a client or the quote cache."""
+        if tick.epoch < self.epoch:
+            return False
+        self.epoch = tick.epoch
+        key = (tick.epoch, tick.seq)
+        if key <= self._latest.get(tick.symbol, (-1, -1)):
+            return False
+        self._latest[tick.symbol] = key
+        return True
 
 
 # ---- negotiated ids shared between processes --------------------------------------------------
@@ -316,50 +396,90 @@ def shared_negotiations(bus: object) -> SharedNegotiations | None:
 
 
 class FeedLeader:
-    """Keeps exactly one process running the market-data feed, through a Redis lease."""
+    """Keeps exactly one process running the market-data feed, through a fenced Redis lease."""
 
     def __init__(self, bus: RedisBus, market: MarketService) -> None:
         self.bus = bus
         self.market = market
         self.key = f"{bus.prefix}:feed-leader"
+        self.epoch_key = f"{bus.prefix}:feed-epoch"
+        self.seq_key = f"{bus.prefix}:feed-seq"
         self.identity = bus.origin
-        self.is_leader = False
+        self.lease: str | None = None  # our lease value while leader
+        self.epoch = 0
         self._task: asyncio.Task[None] | None = None
 
-    async def elect(self) -> bool:
-        """One attempt to take or keep the lease; updates ``market.runs_feed``.
+    @property
+    def is_leader(self) -> bool:
+        return self.lease is not None
 
-        Redis unreachable: a leader keeps its feed (nobody else can take the lease meanwhile)
-        and a follower starts one for its own clients, because no ticks reach it through Redis
-        either. When Redis is back, only the lease holder keeps running a feed.
+    async def elect(self) -> bool:
+        """One round trip to take or keep the lease; starts or stops this process's feed.
+
+        A failed or slow round trip cuts the process off (``RedisBus.cut_off_reason``) but
+        changes no role: a leader's publishes fail in Redis's fence as soon as its lease is
+        gone, and a follower never runs a private feed.
         """
-        redis = self.bus.redis
+        sent = time.monotonic()
         try:
-            if self.is_leader:
-                if not await redis.eval(_RENEW, 1, self.key, self.identity, LEASE_MS):
-                    await self._demote()  # the lease expired and another process took it
-            elif await redis.set(self.key, self.identity, nx=True, px=LEASE_MS):
-                await self._promote()
-            elif self.market.runs_feed:
-                await self._demote()  # back from an outage: another process holds the lease
+            async with asyncio.timeout(ROUND_TRIP_TIMEOUT_S):
+                if self.lease is not None:
+                    held = await self.bus.redis.eval(_RENEW, 1, self.key, self.lease, LEASE_MS)
+                    if not held:
+                        await self._demote()  # the lease expired and another process took it
+                else:
+                    raw = await self.bus.redis.eval(
+                        _PROMOTE, 2, self.key, self.epoch_key, self.identity, LEASE_MS
+                    )
+                    holder = raw.decode() if isinstance(raw, bytes) else str(raw)
+                    epoch = _lease_epoch(holder)
+                    self.bus.observe_epoch(epoch)
+                    if holder == f"{self.identity}:{epoch}":
+                        await self._promote(holder, epoch)
         except Exception as exc:
-            log.warning("feed leader election failed: %s", type(exc).__name__)
-            if not self.market.runs_feed:
-                log.warning("redis unreachable: running the market-data feed locally")
-                self.market.runs_feed = True
-                await self._resume_sequence()
-                self.market.start()
+            self.bus.lose_contact("feed election", exc)
+        else:
+            self.bus.confirm(sent)
         return self.is_leader
 
-    async def _promote(self) -> None:
-        self.is_leader = True
+    async def commit(self, ticks: list[Tick]) -> list[Tick] | None:
+        """Publish a feed step to every process, fenced by the lease; None if it was not."""
+        lease = self.lease
+        if lease is None:
+            return None
+        stamped = [replace(t, epoch=self.epoch) for t in ticks]
+        seq = max(self.bus.max_seq, *(t.seq for t in stamped))
+        sent = time.monotonic()
+        try:
+            async with asyncio.timeout(ROUND_TRIP_TIMEOUT_S):
+                published = await self.bus.redis.eval(
+                    _PUBLISH_TICKS,
+                    3,
+                    self.key,
+                    self.bus.channel,
+                    self.seq_key,
+                    lease,
+                    encode_batch(self.identity, list[Event](stamped)),
+                    seq,
+                )
+        except Exception as exc:
+            self.bus.lose_contact("feed publish", exc)
+            return None
+        self.bus.confirm(sent)
+        if not published:
+            return None  # the lease moved on; the next election demotes this process
+        self.bus.max_seq = seq
+        return stamped
+
+    async def _promote(self, lease: str, epoch: int) -> None:
+        self.lease, self.epoch = lease, epoch
         self.market.runs_feed = True
         await self._resume_sequence()
-        log.info("this process now runs the market-data feed")
+        log.info("this process now runs the market-data feed (lease epoch %d)", epoch)
         self.market.start()  # a no-op while the feed task already runs
 
     async def _demote(self) -> None:
-        self.is_leader = False
+        self.lease = None
         if not self.market.runs_feed:
             return
         self.market.runs_feed = False
@@ -367,10 +487,10 @@ class FeedLeader:
         await self.market.stop()
 
     async def _resume_sequence(self) -> None:
-        """Continue after the last tick any process published, so followers never drop ours."""
+        """Continue after the last tick any process published."""
         known = self.bus.max_seq
         with contextlib.suppress(Exception):
-            stored = await self.bus.redis.get(f"{self.bus.prefix}:feed-seq")
+            stored = await self.bus.redis.get(self.seq_key)
             known = max(known, int(stored or 0))
         self.market.resume_feed(known)
 
@@ -388,10 +508,18 @@ class FeedLeader:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
             self._task = None
-        if self.is_leader:
+        if self.lease is not None:
             with contextlib.suppress(Exception):
-                await self.bus.redis.eval(_RELEASE, 1, self.key, self.identity)
-            self.is_leader = False
+                await self.bus.redis.eval(_RELEASE, 1, self.key, self.lease)
+            self.lease = None
+
+
+def _lease_epoch(value: str) -> int:
+    _, _, epoch = value.rpartition(":")
+    try:
+        return int(epoch)
+    except ValueError:
+        return 0  # a lease written by an older version: epoch 0, below every fenced one
 
 
 async def start_scale_out(ctx: ServerContext) -> None:
@@ -409,14 +537,17 @@ async def start_scale_out(ctx: ServerContext) -> None:
     await bus.start(apply_remote)
     leader = FeedLeader(bus, ctx.market)
     ctx.market.runs_feed = False
+    ctx.market.commit = leader.commit
+    ctx.market.halt_reason = bus.cut_off_reason
     await leader.elect()
     leader.start()
 
     async def health() -> ComponentHealth:
+        reason = bus.cut_off_reason()
+        if reason is not None:  # not ready: a load balancer must route elsewhere
+            return ComponentHealth("redis:connection", "datastore", "fail", 0, "", reason)
         role = "leader" if leader.is_leader else "follower"
-        if bus.connected:
-            return ComponentHealth("redis:connection", "datastore", "pass", 1, "", role)
-        return ComponentHealth("redis:connection", "datastore", "warn", 0, "", "redis unreachable")
+        return ComponentHealth("redis:connection", "datastore", "pass", 1, "", role)
 
     async def stop() -> None:
         await leader.stop()

@@ -60,6 +60,7 @@ class SymbolState:
     volume: int = 0
     trade_count: int = 0
     seq: int = 0
+    epoch: int = 0
     updated_at: datetime = field(default_factory=lambda: datetime.now(UTC))
     bars: deque[Bar] = field(default_factory=lambda: deque(maxlen=BAR_HISTORY))
 
@@ -74,6 +75,7 @@ class SymbolState:
         self.volume = tick.volume
         self.trade_count = tick.trade_count
         self.seq = tick.seq
+        self.epoch = tick.epoch
         self.updated_at = datetime.fromisoformat(tick.timestamp.replace("Z", "+00:00"))
         self._roll_bar(added_volume, added_trades)
 

@@ -20,6 +20,9 @@ from mytrader_server.market.universe import find_asset
 log = logging.getLogger(__name__)
 
 TickListener = Callable[[list[Tick]], Awaitable[None]]
+# Publishes a feed step to the other processes before this one applies it; returns the ticks as
+# published, or None when they were not (this process lost its lease or cannot reach Redis).
+TickCommit = Callable[[list[Tick]], Awaitable[list[Tick] | None]]
 
 
 class MarketService:
@@ -34,6 +37,9 @@ class MarketService:
         self.last_tick_at: datetime | None = None
         self.stalled = False  # fault injection: the feed stops producing
         self.runs_feed = True  # False on scale-out followers
+        self.commit: TickCommit | None = None  # set in scale-out mode
+        # set in scale-out mode: why quotes cannot be trusted right now (None: they can)
+        self.halt_reason: Callable[[], str | None] | None = None
         self._task: asyncio.Task[None] | None = None
         self._listeners: list[TickListener] = []
 
@@ -50,19 +56,27 @@ class MarketService:
             return None
         return time.monotonic() - self.last_tick_monotonic
 
+    def trading_halted(self) -> str | None:
+        """Why orders must not be matched against these quotes now, or None."""
+        return self.halt_reason() if self.halt_reason is not None else None
+
     async def apply(self, ticks: list[Tick], publish: bool = True) -> None:
+        applied = []
         for tick in ticks:
             state = self.states.get(tick.symbol)
-            if state is None or tick.seq <= state.seq:
-                continue  # unknown symbol or a replayed/stale tick
+            if state is None or (tick.epoch, tick.seq) <= (state.epoch, state.seq):
+                continue  # unknown symbol, or a replayed tick or one from a former feed leader
             state.apply(tick)
+            applied.append(tick)
             if publish:
                 self._bus.publish(tick)
+        if not applied:
+            return
         self.last_tick_monotonic = time.monotonic()
         self.last_tick_at = datetime.now(UTC)
         for listener in self._listeners:
             try:
-                await listener(ticks)
+                await listener(applied)
             except Exception:
                 log.exception("tick listener failed")
 
@@ -88,7 +102,11 @@ class MarketService:
         while True:
             next_at += self.interval_s
             if not self.stalled:
-                await self.apply(self._provider.step(datetime.now(UTC)))
+                ticks: list[Tick] | None = self._provider.step(datetime.now(UTC))
+                if self.commit is not None and ticks:
+                    ticks = await self.commit(ticks)  # scale-out: the cluster first, then us
+                if ticks:
+                    await self.apply(ticks)
             delay = next_at - loop.time()
             if delay < 0:  # fell behind: skip the missed slots rather than burst
                 next_at = loop.time()

@@ -20,7 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from mytrader_server.auth.tokens import Principal
 from mytrader_server.db.models import Account, Fill, Order, Position
-from mytrader_server.errors import TradingError, not_found, unprocessable
+from mytrader_server.errors import TradingError, not_found, trading_paused, unprocessable
 from mytrader_server.events import EventBus, JSONObject, Tick, UserEvent
 from mytrader_server.market.service import MarketService
 from mytrader_server.market.universe import find_asset
@@ -118,6 +118,9 @@ class OrderEngine:
                     )
                     if existing is not None:
                         return self._replay(existing, fingerprint)  # nothing was written
+                halted = self._market.trading_halted()
+                if halted is not None:  # scale-out: cut off from the cluster's quotes
+                    raise trading_paused(halted)
                 await self._check_funds(session, account, order, fill_price or req.limit_price)
                 session.add(order)
                 await session.flush()

@@ -248,8 +248,10 @@ async def test_feed_moves_to_the_follower_when_the_leader_stops(cluster: Cluster
 
 
 @pytest.mark.slow
-async def test_unreachable_redis_keeps_one_process_serving(tmp_path: Path) -> None:
-    """Availability first: without Redis each process runs its own feed and says so in /health."""
+async def test_a_process_cut_off_from_redis_runs_no_private_feed(tmp_path: Path) -> None:
+    """Issue 13, defect 3: a scale-out process that cannot reach Redis used to run its own
+    feed and fill orders at its own prices while /health/ready said 200. Now it is cut off: no
+    ticks, orders refused with 503, readiness 503; reading and logging in still work."""
     env = server_env(
         tmp_path / "data",
         MYTRADER_REDIS_URL="redis://127.0.0.1:1/0",  # nothing listens on port 1
@@ -257,13 +259,25 @@ async def test_unreachable_redis_keeps_one_process_serving(tmp_path: Path) -> No
     )
     server = start_server(tmp_path, env)
     try:
+        token = server.register("cutoff")
         async with collect(server, "/hubs/market-data", "SubscribeToSymbols", ["AAPL"]) as c:
-            await until(lambda: len(c.pushes("ReceiveMarketData")) >= 5, what="local ticks")
-        status, body = server.request("GET", "/health")
-        assert status == 200, body
+            await asyncio.sleep(scaled(1.5))  # fifteen feed intervals
+            # the subscription's snapshot of the start-up quote, and not one tick after it
+            assert len(c.pushes("ReceiveMarketData")) == 1
+        status, body = server.request("GET", "/health/ready")
+        assert status == 503, body
         assert isinstance(body, dict)
         entry = body["checks"]["redis:connection"][0]
-        assert (entry["status"], entry["output"]) == ("warn", "redis unreachable")
+        assert entry["status"] == "fail"
+        assert entry["output"].startswith("redis unreachable")
+        order = {"symbol": "AAPL", "qty": "1", "side": "buy", "client_order_id": "c-1"}
+        status, refused = server.request("POST", "/api/orders", order, token)
+        assert status == 503, refused
+        assert isinstance(refused, dict)
+        assert refused["code"] == 50300002
+        assert "paused" in refused["message"]
+        status, orders = server.request("GET", "/api/orders?status=all", token=token)
+        assert (status, orders) == (200, [])  # nothing was written
     finally:
         server.stop()
 
