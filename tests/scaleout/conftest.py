@@ -1,5 +1,6 @@
 """Fixtures for the scale-out tests: three real processes, one fresh PostgreSQL database, the
-machine's Redis (a unique prefix per cluster) and a real nginx in front (deploy/nginx/mytrader.conf).
+machine's Redis (a unique prefix per cluster) and a real nginx in front running
+deploy/nginx/mytrader.conf.
 
 ``cluster`` is a fresh cluster per test (for tests that kill, cut or restart processes);
 ``shared_cluster`` is one cluster for the whole module, for tests that only place orders and
@@ -17,8 +18,8 @@ import pytest
 
 from tests.conftest import _admin_sql, service_url
 from tests.scaleout.harness import Cluster
-from tests.web.test_nginx import NGINX
 from tests.web.support import unavailable
+from tests.web.test_nginx import NGINX
 
 
 def _require_nginx() -> None:

@@ -28,7 +28,6 @@ import contextlib
 import ctypes
 import itertools
 import json
-import os
 import signal
 import subprocess
 import sys
@@ -107,7 +106,8 @@ class Node:
     @property
     def server(self) -> LiveServer:
         """A ``LiveServer`` view of this process (``request``, ``set_faults``, hub helpers)."""
-        assert self.process is not None and self.log_path is not None
+        assert self.process is not None
+        assert self.log_path is not None
         return LiveServer(self.url, self.process, self.env, self.tmp, self.log_path)
 
     def launch(self, extra_env: dict[str, str] | None = None) -> None:
@@ -370,9 +370,9 @@ def reconcile(
 ) -> list[str]:
     """Every way the ledger can disagree with itself (empty when it reconciles exactly):
 
-    - cash = starting cash − Σ buy fills + Σ sell fills (no fees in this engine);
-    - reserved cash = Σ over open buy limit orders of (qty − filled_qty) × limit price;
-    - each position = Σ buy fill qty − Σ sell fill qty (no row when that is zero);
+    - cash = starting cash - sum of buy fills + sum of sell fills (no fees in this engine);
+    - reserved cash = sum of over open buy limit orders of (qty - filled_qty) * limit price;
+    - each position = sum of buy fill qty - sum of sell fill qty (no row when that is zero);
     - a filled order has exactly one fill for its whole quantity, any other order none.
     """
     d = Decimal
