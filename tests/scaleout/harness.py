@@ -346,16 +346,25 @@ class Cluster:
         return sum(1 for r in rows if r["killed"])
 
     async def ledger_problems(self, starting_cash: Decimal = STARTING_CASH) -> list[str]:
-        return reconcile(
-            await self.sql("SELECT user_id, cash, reserved_cash FROM accounts"),
-            await self.sql(
-                "SELECT id, user_id, symbol, side, type, qty, limit_price, filled_qty, status "
-                "FROM orders"
-            ),
-            await self.sql("SELECT order_id, user_id, symbol, side, qty, price FROM fills"),
-            await self.sql("SELECT user_id, symbol, qty FROM positions"),
-            starting_cash,
-        )
+        """``reconcile`` over one consistent snapshot (sweeps may still be committing)."""
+        import asyncpg
+
+        conn = await asyncpg.connect(self.database_url)
+        try:
+            async with conn.transaction(isolation="repeatable_read", readonly=True):
+                tables = [
+                    [dict(r) for r in await conn.fetch(q)]
+                    for q in (
+                        "SELECT user_id, cash, reserved_cash FROM accounts",
+                        "SELECT id, user_id, symbol, side, type, qty, limit_price, filled_qty, "
+                        "status FROM orders",
+                        "SELECT order_id, user_id, symbol, side, qty, price FROM fills",
+                        "SELECT user_id, symbol, qty FROM positions",
+                    )
+                ]
+        finally:
+            await conn.close()
+        return reconcile(*tables, starting_cash=starting_cash)
 
 
 OPEN_STATUSES = {"accepted", "new", "partially_filled", "pending_cancel"}

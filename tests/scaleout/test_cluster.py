@@ -17,6 +17,7 @@ from typing import Any
 import httpx
 import pytest
 
+from mytrader_server.db.migrate import head_revision
 from tests.scaleout.harness import (
     Cluster,
     fresh_source_address,
@@ -36,6 +37,22 @@ def _user(prefix: str) -> str:
 
 def _order_events(h: Any, order_id: str) -> list[str]:
     return [u["event"] for u in h.pushes("OrderUpdate") if u["order"]["id"] == order_id]
+
+
+async def test_three_processes_started_together_on_an_empty_database(
+    shared_cluster: Cluster,
+) -> None:
+    """Defect 1 (fixed): the cluster fixtures start all three at the same moment on a brand new
+    database; each migrates under the advisory lock and all come up."""
+    cluster = shared_cluster
+    for node in cluster.nodes:
+        status, body = await asyncio.to_thread(request, node.url, "GET", "/health/ready")
+        assert status == 200, body
+        assert "Traceback" not in node.log(), node.log()[-3000:]
+    rows = await cluster.sql("SELECT version_num FROM alembic_version")
+    assert [r["version_num"] for r in rows] == [head_revision()]
+    roles = await cluster.wait_for_roles()
+    assert sorted(roles) == ["follower", "follower", "leader"]
 
 
 async def test_orders_placed_on_one_process_reach_hubs_on_the_others(

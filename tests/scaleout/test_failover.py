@@ -12,7 +12,6 @@ from pathlib import Path
 
 import pytest
 
-from mytrader_server.db.migrate import head_revision
 from tests.scaleout.harness import Cluster, hub, request, until
 from tests.support.live import scaled
 
@@ -88,19 +87,6 @@ async def test_sigkill_of_the_feed_leader_moves_the_feed_within_a_bound(cluster:
         f"({bad / max(1, len(answers)):.0%})"
     )
     assert failover_s < scaled(FAILOVER_BOUND_S)
-
-
-async def test_three_processes_started_together_on_an_empty_database(cluster: Cluster) -> None:
-    """Defect 1 (fixed): the ``cluster`` fixture starts all three at the same moment on a brand
-    new database; each migrates under the advisory lock, all come up, one did the work."""
-    for node in cluster.nodes:
-        status, body = await asyncio.to_thread(request, node.url, "GET", "/health/ready")
-        assert status == 200, body
-        assert "Traceback" not in node.log(), node.log()[-3000:]
-    rows = await cluster.sql("SELECT version_num FROM alembic_version")
-    assert [r["version_num"] for r in rows] == [head_revision()]
-    roles = await cluster.wait_for_roles()
-    assert sorted(roles) == ["follower", "follower", "leader"]
 
 
 def test_migrate_first_then_start_without_migrating(
