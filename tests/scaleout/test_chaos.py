@@ -100,28 +100,28 @@ async def test_chaos_acknowledged_orders_persist_and_the_ledger_reconciles(
         timeline.append(f"{time.monotonic() - started:5.1f}s {what} (acked {len(acked)})")
 
     try:
-        await asyncio.sleep(scaled(1.5))
+        await asyncio.sleep(scaled(1.0))
         leader = c.leader()
         mark(f"SIGKILL leader node {leader.index}")
         leader.kill()
-        await asyncio.sleep(scaled(1.0))
+        await asyncio.sleep(scaled(0.5))
         took = await c.restart(leader.index)
         mark(f"node {leader.index} restarted in {took:.1f} s")
-        await asyncio.sleep(scaled(1.5))
+        await asyncio.sleep(scaled(1.0))
         mark("Redis cut for every process")
         for node in c.nodes:
             node.proxy.cut()
-        await asyncio.sleep(scaled(3.0))
+        await asyncio.sleep(scaled(2.5))
         for node in c.nodes:
             node.proxy.restore()
         mark("Redis restored")
-        await asyncio.sleep(scaled(2.0))
+        await asyncio.sleep(scaled(1.5))
         killed = await c.terminate_db_connections()
         mark(f"PostgreSQL: {killed} connections terminated")
         await asyncio.sleep(scaled(1.0))
         killed = await c.terminate_db_connections()
         mark(f"PostgreSQL: {killed} connections terminated")
-        await asyncio.sleep(scaled(2.0))
+        await asyncio.sleep(scaled(1.0))
     finally:
         stop.set()
         await asyncio.gather(*load, return_exceptions=True)
@@ -130,7 +130,7 @@ async def test_chaos_acknowledged_orders_persist_and_the_ledger_reconciles(
     for node in c.nodes:
         status, health = await asyncio.to_thread(request, node.url, "GET", "/health/ready")
         assert status == 200, health
-    await asyncio.sleep(scaled(1.0))  # sweeps in flight commit
+    await asyncio.sleep(scaled(0.5))  # sweeps in flight commit
     rows = await c.sql("SELECT id FROM orders WHERE id = ANY($1::text[])", list(acked))
     missing = set(acked) - {r["id"] for r in rows}
     problems = await c.ledger_problems()

@@ -287,10 +287,10 @@ async def test_three_processes_sweeping_fill_each_resting_order_exactly_once(
             )
 
         deadline = started + scaled(12)
-        while filled() < len(resting) * 0.6 and time.monotonic() < deadline:
+        while filled() < len(resting) * 0.5 and time.monotonic() < deadline:
             await asyncio.sleep(0.1)
         took = time.monotonic() - started
-        await asyncio.sleep(scaled(1.0))  # room for a (wrong) second fill to show up
+        await asyncio.sleep(scaled(0.5))  # room for a (wrong) second fill to show up
         fill_events = [
             u["order"]["id"] for u in trading.pushes("OrderUpdate") if u["event"] == "fill"
         ]

@@ -59,7 +59,7 @@ async def test_sigkill_of_the_feed_leader_moves_the_feed_within_a_bound(cluster:
 
         await until(lambda: bool(resumed()), timeout=20, what="ticks from a new leader")
         failover_s = resumed()[0] - killed_at
-        await asyncio.sleep(scaled(1.0))
+        await asyncio.sleep(scaled(0.5))
         stop_probe.set()
         await prober
         new_roles = await cluster.wait_for_roles()

@@ -156,7 +156,7 @@ async def test_a_process_cut_off_from_redis_does_not_trade_at_a_private_feed(
         placed_status, placed = await asyncio.to_thread(
             request, cut.url, "POST", "/api/orders", body, token
         )
-        await asyncio.sleep(scaled(4.0))  # the cut process reloads its book every 5 s
+        await asyncio.sleep(scaled(2.5))  # the cut process sweeps with its private ticks
         await _restore_after_a_failed_election(cut)
         await asyncio.sleep(scaled(1.0))
     feed = t.ticks()[0][1]  # the leader was never cut: its ticks are the cluster's feed
@@ -205,10 +205,10 @@ async def test_a_healed_process_never_leaks_stale_ticks_to_other_processes(
                 timeout=10,
                 what="a new leader",
             )
-        await asyncio.sleep(max(0.0, cut_at + scaled(4.0) - time.monotonic()))
+        await asyncio.sleep(max(0.0, cut_at + scaled(3.5) - time.monotonic()))
         restored_at = await _restore_after_a_failed_election(cut)
         await until(lambda: redis_role(cut.url) == "follower", timeout=10, what="the heal")
-        await asyncio.sleep(scaled(1.0))
+        await asyncio.sleep(scaled(0.5))
     before = {o for at, o, _ in t.ticks() if at < cut_at}
     assert len(before) == 1
     old = before.pop()
