@@ -187,7 +187,9 @@ def redis_role(base_url: str) -> str:
     """``leader``, ``follower`` or ``redis unreachable`` as the process's /health reports it."""
     _, body = health(base_url)
     entries = body.get("checks", {}).get("redis:connection", [])
-    return str(entries[0].get("output", "")) if entries else "?"
+    output = str(entries[0].get("output", "")) if entries else "?"
+    # a cut-off process says why ("redis unreachable: ..."); the role is what matters here
+    return "redis unreachable" if output.startswith("redis unreachable") else output
 
 
 @dataclass
