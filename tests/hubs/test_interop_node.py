@@ -110,8 +110,10 @@ def test_js_client_gets_401_without_a_token(node: str, hub_server: LiveServer) -
     assert "Status code '401'" in result["error"], result["error"]
 
 
-def test_js_client_sees_the_close_message_on_shutdown(node: str, tmp_path: Path) -> None:
-    server = start_server(tmp_path, server_env(tmp_path / "data"))
+def test_js_client_sees_the_close_message_on_shutdown(
+    node: str, tmp_path: Path, server_db_env: dict[str, str]
+) -> None:
+    server = start_server(tmp_path, server_env(tmp_path / "data", **server_db_env))
     try:
         proc = subprocess.Popen(
             [node, "scenario.js", json.dumps({"base": server.url, "scenario": "shutdown"})],
