@@ -8,8 +8,8 @@ ends must give the same 422 with the one error shape, and the server keeps servi
 from __future__ import annotations
 
 import pytest
-from httpx import Response
 from fastapi.testclient import TestClient
+from httpx import Response
 
 from tests.server.helpers import login
 
