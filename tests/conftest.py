@@ -1,7 +1,11 @@
-"""Shared fixtures: settings and in-process apps on SQLite or PostgreSQL, real servers, services.
+"""Shared fixtures: settings and in-process apps on SQLite and PostgreSQL, real servers, services.
 
-Service-backed tests read MYTRADER_TEST_POSTGRES_URL / MYTRADER_TEST_REDIS_URL and skip with a
-reason when unset; with MYTRADER_TEST_REQUIRE_SERVICES=1 (set by .ci/run) they fail instead.
+Every test that asks for ``settings``, ``client``, ``settings_for``, ``database_url``,
+``server_db_env`` or ``live_server`` runs twice: once on the embedded SQLite file (id
+``sqlite``) and once on a fresh PostgreSQL database of its own (id ``postgres``; creating and
+dropping one costs well under 0.1 s). Service-backed tests read MYTRADER_TEST_POSTGRES_URL /
+MYTRADER_TEST_REDIS_URL and skip with a reason when unset; with MYTRADER_TEST_REQUIRE_SERVICES=1
+(set by .ci/run) they fail instead.
 """
 
 from __future__ import annotations
@@ -9,7 +13,8 @@ from __future__ import annotations
 import asyncio
 import os
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -51,9 +56,9 @@ async def _admin_sql(base_url: str, sql: str) -> None:
         await conn.close()
 
 
-@pytest.fixture
-def fresh_postgres(postgres_url: str) -> Iterator[str]:
-    """A new, empty PostgreSQL database for one test, dropped afterwards."""
+@contextmanager
+def postgres_database(postgres_url: str) -> Iterator[str]:
+    """A new, empty PostgreSQL database on the server of ``postgres_url``, dropped afterwards."""
     name = f"mytrader_test_{uuid.uuid4().hex[:12]}"
     asyncio.run(_admin_sql(postgres_url, f'CREATE DATABASE "{name}"'))
     base, _, _ = postgres_url.rpartition("/")
@@ -61,6 +66,32 @@ def fresh_postgres(postgres_url: str) -> Iterator[str]:
         yield f"{base}/{name}"
     finally:
         asyncio.run(_admin_sql(postgres_url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+
+
+@pytest.fixture
+def fresh_postgres(postgres_url: str) -> Iterator[str]:
+    """A new, empty PostgreSQL database for one test, dropped afterwards."""
+    with postgres_database(postgres_url) as url:
+        yield url
+
+
+BACKENDS = ["sqlite", "postgres"]
+
+
+@contextmanager
+def backend_database(backend: str) -> Iterator[str | None]:
+    """The database URL for ``backend``: None (the SQLite file under the data directory) or a
+    fresh PostgreSQL database. For fixtures of any scope (module-scoped real servers use it)."""
+    if backend == "postgres":
+        with postgres_database(service_url("MYTRADER_TEST_POSTGRES_URL", "PostgreSQL")) as url:
+            yield url
+    else:
+        yield None
+
+
+def db_env(database_url: str | None) -> dict[str, str]:
+    """The environment a real server process needs to use ``database_url``."""
+    return {} if database_url is None else {"MYTRADER_DATABASE_URL": database_url}
 
 
 def make_settings(tmp_path: Path, **overrides: object) -> Settings:
@@ -75,18 +106,26 @@ def make_settings(tmp_path: Path, **overrides: object) -> Settings:
     return load_settings(**values)
 
 
-@pytest.fixture(params=["sqlite", "postgres"])
-def backend_settings(request: pytest.FixtureRequest, tmp_path: Path) -> Settings:
-    """Settings for each database back end: the same test runs on SQLite and on PostgreSQL."""
-    if request.param == "postgres":
-        url = request.getfixturevalue("fresh_postgres")
-        return make_settings(tmp_path, database_url=url)
-    return make_settings(tmp_path)
+@pytest.fixture(params=BACKENDS)
+def database_url(request: pytest.FixtureRequest) -> Iterator[str | None]:
+    """Each database back end in turn: None (SQLite file) or a fresh PostgreSQL database."""
+    with backend_database(request.param) as url:
+        yield url
 
 
 @pytest.fixture
-def settings(tmp_path: Path) -> Settings:
-    return make_settings(tmp_path)
+def settings_for(tmp_path: Path, database_url: str | None) -> Callable[..., Settings]:
+    """Build settings with overrides on this test's back end: ``settings_for(x=1)``."""
+
+    def build(**overrides: object) -> Settings:
+        return make_settings(tmp_path, database_url=database_url, **overrides)
+
+    return build
+
+
+@pytest.fixture
+def settings(settings_for: Callable[..., Settings]) -> Settings:
+    return settings_for()
 
 
 @pytest.fixture
@@ -96,15 +135,15 @@ def client(settings: Settings) -> Iterator[TestClient]:
 
 
 @pytest.fixture
-def backend_client(backend_settings: Settings) -> Iterator[TestClient]:
-    with TestClient(create_app(backend_settings)) as c:
-        yield c
+def server_db_env(database_url: str | None) -> dict[str, str]:
+    """Extra ``server_env`` variables that put a real server on this test's back end."""
+    return db_env(database_url)
 
 
 @pytest.fixture
-def live_server(tmp_path: Path) -> Iterator[LiveServer]:
-    """A real ``mytrader-server`` process on an ephemeral port (SQLite, faults enabled)."""
-    server = start_server(tmp_path, server_env(tmp_path / "data"))
+def live_server(tmp_path: Path, server_db_env: dict[str, str]) -> Iterator[LiveServer]:
+    """A real ``mytrader-server`` process on an ephemeral port (each back end, faults enabled)."""
+    server = start_server(tmp_path, server_env(tmp_path / "data", **server_db_env))
     try:
         yield server
     finally:

@@ -10,10 +10,10 @@ from fastapi.responses import JSONResponse
 from mytrader_server.api.deps import DB, Engine, User
 from mytrader_server.errors import rate_limited
 from mytrader_server.events import JSONObject
-from mytrader_server.trading.schemas import OrderRequest
+from mytrader_server.trading.schemas import NoNul, OrderRequest
 
 router = APIRouter(tags=["trading"], dependencies=[DB])
-OrderId = Annotated[str, Path(max_length=64)]
+OrderId = Annotated[str, Path(max_length=64), NoNul]
 
 
 @router.post("/api/orders", status_code=201)
@@ -39,7 +39,7 @@ async def list_orders(
 
 @router.get("/api/orders/by-client-id/{client_order_id}")
 async def order_by_client_id(
-    client_order_id: Annotated[str, Path(max_length=48)], who: User, engine: Engine
+    client_order_id: Annotated[str, Path(max_length=48), NoNul], who: User, engine: Engine
 ) -> JSONObject:
     return await engine.get_by_client_id(who, client_order_id)
 
@@ -67,6 +67,6 @@ async def positions(who: User, engine: Engine) -> list[JSONObject]:
 
 @router.get("/api/positions/{symbol}")
 async def position(
-    symbol: Annotated[str, Path(max_length=16)], who: User, engine: Engine
+    symbol: Annotated[str, Path(max_length=16), NoNul], who: User, engine: Engine
 ) -> JSONObject:
     return await engine.position(who.user_id, symbol)

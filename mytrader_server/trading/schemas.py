@@ -34,16 +34,27 @@ def _parse_decimal(value: object) -> Decimal:
 DecimalIn = Annotated[Decimal, BeforeValidator(_parse_decimal)]
 
 
+def refuse_nul(value: object) -> object:
+    """U+0000 is never valid text here, and PostgreSQL cannot store it (SQLite can): refuse it
+    in validation, so both back ends answer the client's mistake with the same 422."""
+    if isinstance(value, str) and "\x00" in value:
+        raise ValueError("must not contain a NUL character (U+0000)")
+    return value
+
+
+NoNul = BeforeValidator(refuse_nul)
+
+
 class OrderRequest(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, str_strip_whitespace=True)
 
-    symbol: str = Field(min_length=1, max_length=16)
+    symbol: Annotated[str, NoNul] = Field(min_length=1, max_length=16)
     qty: DecimalIn
     side: Literal["buy", "sell"]
     type: Literal["market", "limit"] = "market"
     time_in_force: Literal["day", "gtc", "ioc"] = "day"
     limit_price: DecimalIn | None = None
-    client_order_id: str | None = Field(
+    client_order_id: Annotated[str | None, NoNul] = Field(
         default=None, min_length=1, max_length=48, pattern=r"^[A-Za-z0-9._:\-]+$"
     )
 
@@ -87,12 +98,16 @@ class OrderRequest(BaseModel):
 class Credentials(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    username: str = Field(min_length=3, max_length=64, pattern=r"^[A-Za-z0-9_.@\-]+$")
-    password: str = Field(min_length=8, max_length=4096)
+    username: Annotated[str, NoNul] = Field(
+        min_length=3, max_length=64, pattern=r"^[A-Za-z0-9_.@\-]+$"
+    )
+    password: Annotated[str, NoNul] = Field(min_length=8, max_length=4096)
 
 
 class LoginRequest(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    username: str = Field(min_length=1, max_length=64)
+    # the username is looked up in the database; a password is only ever hashed, and one set
+    # before NUL was refused at registration must still work
+    username: Annotated[str, NoNul] = Field(min_length=1, max_length=64)
     password: str = Field(min_length=1, max_length=4096)

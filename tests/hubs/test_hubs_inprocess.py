@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Iterator
-from pathlib import Path
+from collections.abc import Callable, Iterator
 
 import pytest
 from fastapi.testclient import TestClient
@@ -14,22 +13,23 @@ from starlette.websockets import WebSocketDisconnect
 
 from mytrader_server.app import create_app
 from mytrader_server.auth.tokens import Principal
-from tests.conftest import make_settings
+from mytrader_server.settings import Settings
 from tests.hubs.inproc import RS, Hub, connect
 from tests.server.helpers import login
 from tests.support.live import scaled
 
 
-def app_client(tmp_path: Path, **overrides: object) -> Iterator[TestClient]:
-    with TestClient(create_app(make_settings(tmp_path, **overrides))) as c:
+def app_client(settings_for: Callable[..., Settings], **overrides: object) -> Iterator[TestClient]:
+    """An app with ``overrides`` on the test's back end (``settings_for`` is the fixture)."""
+    with TestClient(create_app(settings_for(**overrides))) as c:
         yield c
 
 
 @pytest.fixture
-def fast_client(tmp_path: Path) -> Iterator[TestClient]:
+def fast_client(settings_for: Callable[..., Settings]) -> Iterator[TestClient]:
     """Short keep-alive, client and handshake timeouts; small per-user cap."""
     yield from app_client(
-        tmp_path,
+        settings_for,
         hub_keepalive_s=0.2,
         hub_client_timeout_s=0.8,
         hub_handshake_timeout_s=0.4,
@@ -184,8 +184,10 @@ def test_per_user_connection_cap(fast_client: TestClient) -> None:
     cm.__exit__(None, None, None)
 
 
-def test_process_wide_connection_cap_bounds_anonymous_connections(tmp_path: Path) -> None:
-    for client in app_client(tmp_path, hub_max_connections=2):
+def test_process_wide_connection_cap_bounds_anonymous_connections(
+    settings_for: Callable[..., Settings],
+) -> None:
+    for client in app_client(settings_for, hub_max_connections=2):
         opened = [connect(client, "market-data") for _ in range(2)]
         assert client.post("/hubs/market-data/negotiate").status_code == 503
         with pytest.raises(WebSocketDenialResponse) as denied:
@@ -213,8 +215,10 @@ def _token_expiring_in(client: TestClient, username: str, seconds: float) -> dic
     return {"authorization": f"Bearer {tokens.issue(principal, now=issued)}"}
 
 
-def test_trading_connection_is_closed_when_its_token_expires(tmp_path: Path) -> None:
-    for client in app_client(tmp_path, hub_keepalive_s=0.2):  # sweeps every 40 ms
+def test_trading_connection_is_closed_when_its_token_expires(
+    settings_for: Callable[..., Settings],
+) -> None:
+    for client in app_client(settings_for, hub_keepalive_s=0.2):  # sweeps every 40 ms
         headers = _token_expiring_in(client, "expiring", 3)
         hub, cm = connect(client, "trading", headers=headers)
         try:
@@ -240,8 +244,8 @@ def test_trading_connection_is_closed_when_its_token_expires(tmp_path: Path) -> 
         cm.__exit__(None, None, None)
 
 
-def test_token_expiry_close_can_be_switched_off(tmp_path: Path) -> None:
-    for client in app_client(tmp_path, hub_keepalive_s=0.2, hub_close_on_token_expiry=False):
+def test_token_expiry_close_can_be_switched_off(settings_for: Callable[..., Settings]) -> None:
+    for client in app_client(settings_for, hub_keepalive_s=0.2, hub_close_on_token_expiry=False):
         headers = _token_expiring_in(client, "lenient", 1)
         hub, cm = connect(client, "portfolio", headers=headers)
         try:
@@ -404,8 +408,8 @@ def test_protocol_error_closes_with_close_message(client: TestClient) -> None:
         assert closed.value.code == 1002
 
 
-def test_oversize_record_across_frames_closes_1009(tmp_path: Path) -> None:
-    for c in app_client(tmp_path, hub_max_message_bytes=1024):
+def test_oversize_record_across_frames_closes_1009(settings_for: Callable[..., Settings]) -> None:
+    for c in app_client(settings_for, hub_max_message_bytes=1024):
         with c.websocket_connect("/hubs/market-data") as ws:
             hub = Hub(ws)
             hub.handshake()

@@ -1,7 +1,9 @@
 """Interop with Microsoft's own client, @microsoft/signalr 10.0.11 on Node, against a real server.
 
 npm installs the pinned client into tests/hubs/node on first use (package-lock.json is
-committed). The tests skip, with the reason, only when node or npm is not installed.
+committed). Without node or npm the tests skip, with the reason, on a developer machine; with
+MYTRADER_TEST_REQUIRE_SERVICES=1 (as .ci/run sets) they fail instead, so CI cannot pass
+without having run them.
 """
 
 from __future__ import annotations
@@ -10,22 +12,42 @@ import json
 import shutil
 import signal
 import subprocess
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from tests.conftest import REQUIRE_SERVICES
 from tests.support.live import LiveServer, scaled, server_env, start_server
 
 NODE_DIR = Path(__file__).parent / "node"
 pytestmark = [pytest.mark.node, pytest.mark.slow]
 
 
+def node_and_npm(
+    which: Callable[[str], str | None] = shutil.which, require: bool = REQUIRE_SERVICES
+) -> tuple[str, str]:
+    """The node and npm executables; when either is missing, skip, or fail when required."""
+    found = {tool: which(tool) for tool in ("node", "npm")}
+    missing = [tool for tool, path in found.items() if path is None]
+    if missing:
+        reason = (
+            f"Node.js and npm are needed for the @microsoft/signalr interop tests; "
+            f"not found on PATH: {', '.join(missing)}"
+        )
+        if require:
+            pytest.fail(f"{reason} (MYTRADER_TEST_REQUIRE_SERVICES=1: install nodejs and npm)")
+        pytest.skip(reason)
+    node_bin, npm_bin = found["node"], found["npm"]
+    assert node_bin is not None
+    assert npm_bin is not None
+    return node_bin, npm_bin
+
+
 @pytest.fixture(scope="module")
 def node() -> str:
-    node_bin, npm_bin = shutil.which("node"), shutil.which("npm")
-    if node_bin is None or npm_bin is None:
-        pytest.skip("Node.js and npm are needed for the @microsoft/signalr interop tests")
+    node_bin, npm_bin = node_and_npm()
     if not (NODE_DIR / "node_modules" / "@microsoft" / "signalr").is_dir():
         command = "ci" if (NODE_DIR / "package-lock.json").exists() else "install"
         done = subprocess.run(
@@ -110,8 +132,10 @@ def test_js_client_gets_401_without_a_token(node: str, hub_server: LiveServer) -
     assert "Status code '401'" in result["error"], result["error"]
 
 
-def test_js_client_sees_the_close_message_on_shutdown(node: str, tmp_path: Path) -> None:
-    server = start_server(tmp_path, server_env(tmp_path / "data"))
+def test_js_client_sees_the_close_message_on_shutdown(
+    node: str, tmp_path: Path, server_db_env: dict[str, str]
+) -> None:
+    server = start_server(tmp_path, server_env(tmp_path / "data", **server_db_env))
     try:
         proc = subprocess.Popen(
             [node, "scenario.js", json.dumps({"base": server.url, "scenario": "shutdown"})],

@@ -49,8 +49,10 @@ async def until(predicate: Callable[[], bool], timeout: float = 15.0) -> None:
         await asyncio.sleep(0.05)
 
 
-async def test_shutdown_sends_close_message_then_1001(tmp_path: Path) -> None:
-    server = start_server(tmp_path, server_env(tmp_path / "data"))
+async def test_shutdown_sends_close_message_then_1001(
+    tmp_path: Path, server_db_env: dict[str, str]
+) -> None:
+    server = start_server(tmp_path, server_env(tmp_path / "data", **server_db_env))
     try:
         ws = await open_hub(server)
         server.process.send_signal(signal.SIGTERM)
@@ -66,10 +68,15 @@ async def test_shutdown_sends_close_message_then_1001(tmp_path: Path) -> None:
         assert "Application shutdown complete." in server.log()
 
 
-async def test_slow_consumer_is_closed_and_never_delays_others(tmp_path: Path) -> None:
+async def test_slow_consumer_is_closed_and_never_delays_others(
+    tmp_path: Path, server_db_env: dict[str, str]
+) -> None:
     """S17: a subscriber that stops reading while ticks flow at full rate is dropped alone."""
     env = server_env(
-        tmp_path / "data", MYTRADER_HUB_SEND_QUEUE="8", MYTRADER_FEED_INTERVAL_S="0.02"
+        tmp_path / "data",
+        **server_db_env,
+        MYTRADER_HUB_SEND_QUEUE="8",
+        MYTRADER_FEED_INTERVAL_S="0.02",
     )
     server = start_server(tmp_path, env)
     try:
@@ -142,8 +149,10 @@ async def test_many_idle_sockets_keep_health_and_rest_available(hub_server: Live
             await ws.close()
 
 
-async def test_per_user_cap_on_the_live_server(tmp_path: Path) -> None:
-    env = server_env(tmp_path / "data", MYTRADER_HUB_MAX_CONNECTIONS_PER_USER="3")
+async def test_per_user_cap_on_the_live_server(
+    tmp_path: Path, server_db_env: dict[str, str]
+) -> None:
+    env = server_env(tmp_path / "data", **server_db_env, MYTRADER_HUB_MAX_CONNECTIONS_PER_USER="3")
     server = start_server(tmp_path, env)
     try:
         token = server.register("greedy")
@@ -164,7 +173,7 @@ async def test_per_user_cap_on_the_live_server(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("shared", [False, True], ids=["alone", "redis"])
 async def test_connection_caps_hold_under_a_burst_of_upgrades(
-    tmp_path: Path, request: pytest.FixtureRequest, shared: bool
+    tmp_path: Path, request: pytest.FixtureRequest, shared: bool, server_db_env: dict[str, str]
 ) -> None:
     """Forty upgrades at once against caps of 5 (process) and 3 (per user): the caps hold
     exactly; a slot is taken when the upgrade is admitted, not when it is accepted (with Redis
@@ -177,6 +186,7 @@ async def test_connection_caps_hold_under_a_burst_of_upgrades(
         }
     env = server_env(
         tmp_path / "data",
+        **server_db_env,
         MYTRADER_HUB_MAX_CONNECTIONS="5",
         MYTRADER_HUB_MAX_CONNECTIONS_PER_USER="3",
         **extra,
@@ -246,8 +256,10 @@ async def test_oversize_frame_closes_1009(hub_server: LiveServer) -> None:
     assert closed.value.rcvd.code == 1009
 
 
-async def test_handshake_timeout_on_the_live_server(tmp_path: Path) -> None:
-    env = server_env(tmp_path / "data", MYTRADER_HUB_HANDSHAKE_TIMEOUT_S="0.5")
+async def test_handshake_timeout_on_the_live_server(
+    tmp_path: Path, server_db_env: dict[str, str]
+) -> None:
+    env = server_env(tmp_path / "data", **server_db_env, MYTRADER_HUB_HANDSHAKE_TIMEOUT_S="0.5")
     server = start_server(tmp_path, env)
     try:
         ws = await connect(ws_url(server, "/hubs/market-data"))

@@ -11,8 +11,8 @@ from fastapi.testclient import TestClient
 from tests.server.helpers import login, wait_for
 
 
-def test_register_login_me(backend_client: TestClient) -> None:
-    c = backend_client
+def test_register_login_me(client: TestClient) -> None:
+    c = client
     r = c.post("/api/auth/register", json={"username": "alice", "password": "password-123"})
     assert r.status_code == 201
     assert set(r.json()) == {"id", "username"}  # never a hash
@@ -34,8 +34,8 @@ def test_register_login_me(backend_client: TestClient) -> None:
     assert nobody.json() == bad.json()  # no user enumeration
 
 
-def test_market_order_fills_and_updates_account_and_positions(backend_client: TestClient) -> None:
-    c = backend_client
+def test_market_order_fills_and_updates_account_and_positions(client: TestClient) -> None:
+    c = client
     h = login(c, "trader")
     quote = c.get("/api/market-data/quotes/AAPL").json()
     r = c.post("/api/orders", headers=h, json={"symbol": "AAPL", "qty": "3", "side": "buy"})
@@ -59,8 +59,8 @@ def test_market_order_fills_and_updates_account_and_positions(backend_client: Te
     assert c.get("/api/positions/AAPL", headers=h).status_code == 404
 
 
-def test_limit_order_rests_then_cancels(backend_client: TestClient) -> None:
-    c = backend_client
+def test_limit_order_rests_then_cancels(client: TestClient) -> None:
+    c = client
     h = login(c, "limit")
     body = {
         "symbol": "MSFT",
@@ -83,8 +83,8 @@ def test_limit_order_rests_then_cancels(backend_client: TestClient) -> None:
     assert len(c.get("/api/orders?status=closed", headers=h).json()) == 1
 
 
-def test_marketable_limit_fills_at_placement_and_ioc_cancels(backend_client: TestClient) -> None:
-    c = backend_client
+def test_marketable_limit_fills_at_placement_and_ioc_cancels(client: TestClient) -> None:
+    c = client
     h = login(c, "ioc")
     ask = Decimal(c.get("/api/market-data/quotes/KO").json()["ask"])
     high = str((ask * 2).quantize(Decimal("0.01")))
@@ -112,8 +112,8 @@ def test_marketable_limit_fills_at_placement_and_ioc_cancels(backend_client: Tes
     assert ioc["status"] == "canceled"
 
 
-def test_resting_limit_order_fills_when_price_crosses(backend_client: TestClient) -> None:
-    c = backend_client
+def test_resting_limit_order_fills_when_price_crosses(client: TestClient) -> None:
+    c = client
     h = login(c, "rester")
     bid = Decimal(c.get("/api/market-data/quotes/DOGEUSD").json()["bid"])
     # a sell needs a position first
@@ -137,8 +137,8 @@ def test_resting_limit_order_fills_when_price_crosses(backend_client: TestClient
     )
 
 
-def test_insufficient_buying_power_and_qty_are_403(backend_client: TestClient) -> None:
-    c = backend_client
+def test_insufficient_buying_power_and_qty_are_403(client: TestClient) -> None:
+    c = client
     h = login(c, "poor")
     r = c.post("/api/orders", headers=h, json={"symbol": "BTCUSD", "qty": "100", "side": "buy"})
     assert r.status_code == 403
@@ -155,9 +155,9 @@ def test_insufficient_buying_power_and_qty_are_403(backend_client: TestClient) -
     assert crypto.status_code == 201
 
 
-def test_users_never_see_each_others_orders(backend_client: TestClient) -> None:
+def test_users_never_see_each_others_orders(client: TestClient) -> None:
     """S1: another user's order, position or cancel is a 404, never the object."""
-    c = backend_client
+    c = client
     a, b = login(c, "usera"), login(c, "userb")
     order = c.post(
         "/api/orders",
@@ -186,9 +186,9 @@ def test_users_never_see_each_others_orders(backend_client: TestClient) -> None:
     assert mine.status_code == 201
 
 
-def test_client_order_id_is_idempotent(backend_client: TestClient) -> None:
+def test_client_order_id_is_idempotent(client: TestClient) -> None:
     """S10: same body -> the existing order (200); a different body -> 422."""
-    c = backend_client
+    c = client
     h = login(c, "retry")
     body = {"symbol": "AAPL", "qty": "1", "side": "buy", "client_order_id": "retry-1"}
     first = c.post("/api/orders", headers=h, json=body)
@@ -201,9 +201,9 @@ def test_client_order_id_is_idempotent(backend_client: TestClient) -> None:
     assert by_client["id"] == first.json()["id"]
 
 
-def test_concurrent_duplicate_orders_create_one_row(backend_client: TestClient) -> None:
+def test_concurrent_duplicate_orders_create_one_row(client: TestClient) -> None:
     """S10: twenty identical POSTs at once plus one mismatched: exactly one order exists."""
-    c = backend_client
+    c = client
     h = login(c, "racer")
     body = {"symbol": "AAPL", "qty": "1", "side": "buy", "client_order_id": "race-1"}
     bodies = [body] * 20 + [{**body, "qty": "5"}]

@@ -7,6 +7,7 @@ import base64
 import json
 import time
 import warnings
+from collections.abc import Callable
 
 import jwt
 import pytest
@@ -18,7 +19,6 @@ from mytrader_server.app import create_app
 from mytrader_server.auth.tokens import Principal, TokenService
 from mytrader_server.errors import TradingError
 from mytrader_server.settings import Settings
-from tests.conftest import make_settings
 from tests.support.live import TEST_SECRET, scaled
 
 
@@ -140,11 +140,11 @@ def test_huge_password_is_refused_before_hashing(client: TestClient) -> None:
     assert r.status_code == 422  # over the 256-byte cap
 
 
-def test_login_flood_is_rate_limited_with_retry_after(tmp_path: object) -> None:
+def test_login_flood_is_rate_limited_with_retry_after(
+    settings_for: Callable[..., Settings],
+) -> None:
     """S9: credential stuffing gets 429 with Retry-After, keyed by account and address."""
-    from pathlib import Path
-
-    s: Settings = make_settings(Path(str(tmp_path)), login_rate_per_minute=5)
+    s = settings_for(login_rate_per_minute=5)
     with TestClient(create_app(s)) as c:
         c.post("/api/auth/register", json={"username": "victim", "password": "password-123"})
         codes = [
@@ -163,10 +163,8 @@ def test_login_flood_is_rate_limited_with_retry_after(tmp_path: object) -> None:
         assert c.get("/health/live").status_code == 200
 
 
-def test_order_spam_is_rate_limited(tmp_path: object) -> None:
-    from pathlib import Path
-
-    s = make_settings(Path(str(tmp_path)), order_rate_per_minute=3)
+def test_order_spam_is_rate_limited(settings_for: Callable[..., Settings]) -> None:
+    s = settings_for(order_rate_per_minute=3)
     with TestClient(create_app(s)) as c:
         c.post("/api/auth/register", json={"username": "spammer", "password": "password-123"})
         token = c.post(
@@ -179,10 +177,8 @@ def test_order_spam_is_rate_limited(tmp_path: object) -> None:
         assert codes[3:] == [429, 429]
 
 
-def test_registration_can_be_switched_off(tmp_path: object) -> None:
-    from pathlib import Path
-
-    s = make_settings(Path(str(tmp_path)), registration_enabled=False)
+def test_registration_can_be_switched_off(settings_for: Callable[..., Settings]) -> None:
+    s = settings_for(registration_enabled=False)
     with TestClient(create_app(s)) as c:
         r = c.post("/api/auth/register", json={"username": "late", "password": "password-123"})
         assert r.status_code == 403

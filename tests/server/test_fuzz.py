@@ -12,25 +12,31 @@ import pytest
 import schemathesis
 from hypothesis import HealthCheck, given, settings
 
+from tests.conftest import BACKENDS, backend_database, db_env
 from tests.support.live import LiveServer, scaled, server_env, start_server
 
 pytestmark = pytest.mark.slow
 
 
-@pytest.fixture(scope="module")
-def fuzz_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
+@pytest.fixture(scope="module", params=BACKENDS)
+def fuzz_server(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[LiveServer]:
+    """A real server on each back end (PostgreSQL refuses text SQLite stores, e.g. NUL)."""
     tmp = tmp_path_factory.mktemp("fuzz")
-    env = server_env(
-        tmp / "data",
-        MYTRADER_LOGIN_RATE_PER_MINUTE="100000",
-        MYTRADER_ORDER_RATE_PER_MINUTE="100000",
-        MYTRADER_FAULTS_ENABLED="false",
-    )
-    server = start_server(tmp, env)
-    try:
-        yield server
-    finally:
-        server.stop()
+    with backend_database(request.param) as url:
+        env = server_env(
+            tmp / "data",
+            MYTRADER_LOGIN_RATE_PER_MINUTE="100000",
+            MYTRADER_ORDER_RATE_PER_MINUTE="100000",
+            MYTRADER_FAULTS_ENABLED="false",
+            **db_env(url),
+        )
+        server = start_server(tmp, env)
+        try:
+            yield server
+        finally:
+            server.stop()
 
 
 def test_no_server_errors(fuzz_server: LiveServer) -> None:

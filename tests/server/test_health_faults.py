@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 
 from fastapi.testclient import TestClient
 
+from mytrader_server.app import create_app
+from mytrader_server.settings import Settings
 from tests.server.helpers import login, wait_for
 from tests.support.live import scaled
 
@@ -68,13 +71,8 @@ def test_database_outage_fails_health_and_db_routes_but_not_market_data(client: 
     assert client.get("/health").status_code == 200
 
 
-def test_feed_stall_fails_freshness(tmp_path: object) -> None:
-    from pathlib import Path
-
-    from mytrader_server.app import create_app
-    from tests.conftest import make_settings
-
-    s = make_settings(Path(str(tmp_path)), feed_stale_after_s=0.5)
+def test_feed_stall_fails_freshness(settings_for: Callable[..., Settings]) -> None:
+    s = settings_for(feed_stale_after_s=0.5)
     with TestClient(create_app(s)) as c:
         admin = _admin(c)
         assert wait_for(lambda: c.get("/health").status_code == 200)
@@ -118,28 +116,16 @@ def test_faults_need_an_admin(client: TestClient) -> None:
     )
 
 
-def test_faults_are_off_unless_enabled(tmp_path: object) -> None:
-    from pathlib import Path
-
-    from mytrader_server.app import create_app
-    from tests.conftest import make_settings
-
-    with TestClient(create_app(make_settings(Path(str(tmp_path)), faults_enabled=False))) as c:
+def test_faults_are_off_unless_enabled(settings_for: Callable[..., Settings]) -> None:
+    with TestClient(create_app(settings_for(faults_enabled=False))) as c:
         admin = _admin(c)
         r = c.put("/api/admin/faults", headers=admin, json={"database_down": True})
         assert r.status_code == 403
         assert c.get("/health").status_code == 200
 
 
-def test_startup_fault_profile(tmp_path: object) -> None:
-    from pathlib import Path
-
-    from mytrader_server.app import create_app
-    from tests.conftest import make_settings
-
-    s = make_settings(
-        Path(str(tmp_path)), faults_enabled=False, fault_profile='{"database_down": true}'
-    )
+def test_startup_fault_profile(settings_for: Callable[..., Settings]) -> None:
+    s = settings_for(faults_enabled=False, fault_profile='{"database_down": true}')
     with TestClient(create_app(s)) as c:
         assert c.get("/health").status_code == 503
 

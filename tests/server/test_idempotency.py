@@ -22,11 +22,11 @@ def _buy(c: TestClient, h: dict[str, str], qty: str) -> None:
 
 
 def test_replays_of_a_whole_position_sell_return_the_original_order(
-    backend_client: TestClient,
+    client: TestClient,
 ) -> None:
     """Twenty concurrent identical sells of the whole position: one 201, nineteen 200 replays of
     the same order, and a later sequential retry is still a 200 (the position is gone by then)."""
-    c = backend_client
+    c = client
     h = login(c, "seller")
     _buy(c, h, "3")
     body = {"symbol": "MSFT", "qty": "3", "side": "sell", "client_order_id": "close-msft"}
@@ -45,11 +45,11 @@ def test_replays_of_a_whole_position_sell_return_the_original_order(
 
 
 def test_a_different_body_under_an_accepted_id_is_422_not_a_funds_error(
-    backend_client: TestClient,
+    client: TestClient,
 ) -> None:
     """The id is taken: a different body gets the documented 422 even when the account could
     not afford it (the 403 funds check would otherwise hide the misuse of the id)."""
-    c = backend_client
+    c = client
     h = login(c, "reuser")
     _buy(c, h, "1")
     body = {"symbol": "MSFT", "qty": "1", "side": "sell", "client_order_id": "reuse-1"}

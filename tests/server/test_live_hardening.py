@@ -41,6 +41,7 @@ def _run_server_cli(env: dict[str, str], *args: str) -> subprocess.CompletedProc
     )
 
 
+# SQLite only: each refusal happens while reading the settings, before any database is opened.
 @pytest.mark.parametrize(
     ("extra", "message"),
     [
@@ -100,9 +101,13 @@ def test_users_add_reads_password_from_stdin(tmp_path: Path, live_server: LiveSe
     assert "Traceback" not in bad.stderr
 
 
-def test_slowloris_is_closed_by_the_header_deadline(tmp_path: Path) -> None:
+def test_slowloris_is_closed_by_the_header_deadline(
+    tmp_path: Path, server_db_env: dict[str, str]
+) -> None:
     """S13: one header byte every 0.5 s must not hold a connection open."""
-    server = start_server(tmp_path, server_env(tmp_path / "data", MYTRADER_HEADER_TIMEOUT_S="2"))
+    server = start_server(
+        tmp_path, server_env(tmp_path / "data", **server_db_env, MYTRADER_HEADER_TIMEOUT_S="2")
+    )
     try:
         sock = socket.create_connection(_addr(server), timeout=scaled(10))
         request = b"GET /health/live HTTP/1.1\r\nHost: x\r\nX-Slow: " + b"a" * 200
@@ -184,10 +189,12 @@ def test_chunked_body_over_the_limit_is_413(live_server: LiveServer) -> None:
     assert answer.startswith(b"HTTP/1.1 413"), answer[:100]
 
 
-def test_forwarded_for_is_not_trusted_by_default(tmp_path: Path) -> None:
+def test_forwarded_for_is_not_trusted_by_default(
+    tmp_path: Path, server_db_env: dict[str, str]
+) -> None:
     """S9: rotating X-Forwarded-For must not dodge the login limit."""
     server = start_server(
-        tmp_path, server_env(tmp_path / "data", MYTRADER_LOGIN_RATE_PER_MINUTE="3")
+        tmp_path, server_env(tmp_path / "data", **server_db_env, MYTRADER_LOGIN_RATE_PER_MINUTE="3")
     )
     try:
         codes = []
@@ -236,6 +243,8 @@ def _order_loop(server: LiveServer, token: str, acked: list[str], stop: threadin
             acked.append(str(body["id"]))
 
 
+# SQLite only: what it proves is the durability of the embedded SQLite file (WAL, fsync) and
+# it reads that file directly; PostgreSQL's own durability is not ours to test.
 def test_sigkill_under_order_load_loses_no_acknowledged_order(tmp_path: Path) -> None:
     """S11: every order the server acknowledged is there after a SIGKILL mid-write."""
     env = server_env(tmp_path / "data", MYTRADER_ORDER_RATE_PER_MINUTE="100000")
@@ -282,6 +291,7 @@ def test_sigkill_under_order_load_loses_no_acknowledged_order(tmp_path: Path) ->
         server.stop()
 
 
+# SQLite only: it checks the committed orders in the SQLite file the killed server wrote.
 def test_sigterm_drains_in_bounded_time(tmp_path: Path) -> None:
     """S12: SIGTERM with requests in flight: the order is either committed or absent; exit is
     bounded even while a client holds a connection open."""
@@ -318,6 +328,8 @@ def test_sigterm_drains_in_bounded_time(tmp_path: Path) -> None:
     assert set(acked) <= present
 
 
+# SQLite only: a restart on the same SQLite file; tests/server/test_migrations.py upgrades
+# data from revision 0001 on both back ends.
 def test_schema_upgrade_keeps_data(tmp_path: Path) -> None:
     """Migrations are versioned: restarting on an existing database keeps its rows."""
     env = server_env(tmp_path / "data")
@@ -343,9 +355,9 @@ def test_schema_upgrade_keeps_data(tmp_path: Path) -> None:
         server.stop()
 
 
-def test_no_secret_in_the_server_log(tmp_path: Path) -> None:
+def test_no_secret_in_the_server_log(tmp_path: Path, server_db_env: dict[str, str]) -> None:
     """Structured logs carry request ids, never a password, a token or a query string."""
-    env = server_env(tmp_path / "data", MYTRADER_LOG_LEVEL="debug")
+    env = server_env(tmp_path / "data", **server_db_env, MYTRADER_LOG_LEVEL="debug")
     server = start_server(tmp_path, env)
     try:
         password = "canary-password-6b2f"

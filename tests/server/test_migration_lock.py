@@ -79,6 +79,8 @@ def _new_db(request: pytest.FixtureRequest) -> str:
     return f"{base_url.rpartition('/')[0]}/{name}"
 
 
+# One back end each by design: the PostgreSQL case above races on the advisory lock, this one
+# on SQLite's file write lock; the two mechanisms are different code paths in upgrade_to_head.
 def test_concurrent_upgrades_on_one_sqlite_file_all_succeed(tmp_path: Path) -> None:
     """The embedded default relies on SQLite's write lock (BEGIN IMMEDIATE) the same way."""
     results = asyncio.run(_race(make_settings(tmp_path), "0001"))
@@ -97,6 +99,8 @@ def _server(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]
     )
 
 
+# PostgreSQL only: the multi-process deployment `migrate` exists for (several servers sharing
+# one database); the refusal path itself does not depend on the back end.
 def test_migrate_as_a_separate_step(fresh_postgres: str, tmp_path: Path) -> None:
     """With start-up migration off, a server refuses an empty database with a clear message
     (exit 2, no traceback); three concurrent `mytrader-server migrate` runs then all succeed
