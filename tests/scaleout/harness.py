@@ -28,6 +28,7 @@ import contextlib
 import ctypes
 import itertools
 import json
+import re
 import signal
 import subprocess
 import sys
@@ -48,7 +49,7 @@ from tests.hubs.wsclient import RS
 from tests.support.cutproxy import CutProxy
 from tests.support.live import LiveServer, scaled, server_env
 from tests.web.support import free_port
-from tests.web.test_nginx import Nginx, start_nginx
+from tests.web.test_nginx import CONF, Nginx, start_nginx
 
 STARTING_CASH = Decimal("100000")
 PASSWORD = "correct-horse-battery"
@@ -242,8 +243,11 @@ class Cluster:
         return time.monotonic() - started
 
     def upstreams(self) -> str:
-        """The conf's ``server 127.0.0.1:5002 max_fails=0;`` line, repeated for every node."""
-        return " max_fails=0;\n    server ".join(n.upstream for n in self.nodes)
+        """The conf's ``server 127.0.0.1:5002 <parameters>;`` line, repeated for every node with
+        the conf's own parameters (the first keeps them from the line it replaces)."""
+        found = re.search(r"^\s*server 127\.0\.0\.1:5002\b([^;]*);", CONF.read_text(), re.M)
+        assert found is not None, f"no upstream server line in {CONF}"
+        return f"{found.group(1)};\n    server ".join(n.upstream for n in self.nodes)
 
     def wait_ready(self, nodes: Iterable[Node], timeout: float = 45.0) -> None:
         waiting = list(nodes)

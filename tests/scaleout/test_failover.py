@@ -82,11 +82,13 @@ async def test_sigkill_of_the_feed_leader_moves_the_feed_within_a_bound(cluster:
         f"\n[failover] roles {roles} -> {new_roles}; SIGKILL of the leader -> first tick from "
         f"the new leader on a surviving process after {failover_s:.2f} s (bound "
         f"{FAILOVER_BOUND_S:g} s); restart took {restarted_s:.2f} s"
-        f"\n[nginx dead upstream] max_fails=0, proxy_next_upstream off: {bad} of {len(answers)} "
-        f"GETs through nginx answered 502 while one of three upstreams was dead "
-        f"({bad / max(1, len(answers)):.0%})"
+        f"\n[nginx dead upstream] {bad} of {len(answers)} GETs through nginx answered 502 "
+        f"while one of three upstreams was dead"
     )
     assert failover_s < scaled(FAILOVER_BOUND_S)
+    # deploy/nginx/mytrader.conf moves a request a dead process cannot take to the next one
+    # (with `max_fails=0` and `proxy_next_upstream off` a third of these were 502)
+    assert bad == 0, answers
 
 
 def test_migrate_first_then_start_without_migrating(
