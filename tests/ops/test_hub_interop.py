@@ -220,8 +220,12 @@ def test_a_hub_that_drops_every_connection_mid_run_is_a_failure(
     for fact in ("invocations sent", "completed", "failed", "connections dropped", "close 1011"):
         assert fact in summary, summary
     assert "backend exploded" in summary
+    # every dropped connection is over its bound (max_drops 0); how many invocations were in
+    # flight at each drop depends on the machine's load, so their fraction is only reported
+    drops = next(m for m in v["measurements"] if m["name"] == "connections dropped by the target")
+    assert drops["value"] > drops["threshold"] == 0
     failures = next(m for m in v["measurements"] if m["name"].startswith("invocation failures"))
-    assert failures["value"] > failures["threshold"] == 0.05
+    assert failures["value"] > 0
     (stream,) = doc["streams"]
     assert stream["errors"] > 0
     assert stream["responses"] + stream["errors"] <= stream["scheduled"]
