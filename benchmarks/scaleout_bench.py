@@ -85,6 +85,21 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / CLK_TCK
 
 
+def postgres_backends(db_name: str) -> list[int]:
+    """The PostgreSQL server processes serving connections to this database."""
+    found = []
+    marker = f" {db_name} ".encode()
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                cmdline = (entry / "cmdline").read_bytes()
+            except OSError:
+                continue
+            if cmdline.startswith(b"postgres:") and marker in cmdline:
+                found.append(int(entry.name))
+    return found
+
+
 def loadavg() -> str:
     return " ".join(Path("/proc/loadavg").read_text().split()[:3])
 
@@ -232,6 +247,7 @@ class OrderFigures:
     p99_ms: float = float("nan")
     rejected: Counter[str] = field(default_factory=Counter)
     server_cpu: float = 0.0  # cores busy, all server processes
+    postgres_cpu: float = 0.0  # cores busy, PostgreSQL backends of this database
     client_cpu: float = 0.0  # cores busy, this load generator
     open_rate: float = 0.0
     open_sent: int = 0
@@ -291,7 +307,7 @@ async def closed_loop(
     cpu_task = asyncio.create_task(_cpu_window(cluster, t0, t1))
     try:
         await asyncio.gather(*(worker(w) for w in range(args.concurrency)))
-        figures.server_cpu, figures.client_cpu = await cpu_task
+        figures.server_cpu, figures.postgres_cpu, figures.client_cpu = await cpu_task
         figures.accepted_per_s = accepted / args.duration
         figures.p50_ms = pct(latencies, 0.50)
         figures.p99_ms = pct(latencies, 0.99)
@@ -303,13 +319,18 @@ async def closed_loop(
     return figures
 
 
-async def _cpu_window(cluster: Cluster, t0: float, t1: float) -> tuple[float, float]:
+async def _cpu_window(cluster: Cluster, t0: float, t1: float) -> tuple[float, float, float]:
+    """Cores busy over [t0, t1]: the servers, their PostgreSQL backends, this process."""
     await asyncio.sleep(max(0.0, t0 - time.perf_counter()))
     pids = [s.process.pid for s in cluster.servers]
+    backends0 = {p: cpu_seconds(p) for p in postgres_backends(cluster.db_name)}
     s0, c0, w0 = sum(map(cpu_seconds, pids)), time.process_time(), time.perf_counter()
     await asyncio.sleep(max(0.0, t1 - time.perf_counter()))
     s1, c1, w1 = sum(map(cpu_seconds, pids)), time.process_time(), time.perf_counter()
-    return (s1 - s0) / (w1 - w0), (c1 - c0) / (w1 - w0)
+    backends1 = {p: cpu_seconds(p) for p in postgres_backends(cluster.db_name)}
+    pg = sum(v - backends0.get(p, 0.0) for p, v in backends1.items())
+    wall = w1 - w0
+    return (s1 - s0) / wall, pg / wall, (c1 - c0) / wall
 
 
 async def open_loop(
@@ -630,6 +651,7 @@ def report(rounds: list[Round], args: argparse.Namespace, command: str, wall_s: 
         ".0f",
     )
     row("server CPU, cores busy (all processes)", lambda r: r.orders.server_cpu, ".2f")
+    row("PostgreSQL backends CPU, cores busy", lambda r: r.orders.postgres_cpu, ".2f")
     row("load generator CPU, cores busy", lambda r: r.orders.client_cpu, ".2f")
     if args.open_rate > 0:
         row(
@@ -670,8 +692,8 @@ def report(rounds: list[Round], args: argparse.Namespace, command: str, wall_s: 
         "",
         "Every round:",
         "",
-        "| round | procs | load before | orders/s | p50 / p99 ms | non-2xx | server / client "
-        "CPU | open loop ok/sent, p50 / p99 ms | OrderUpdate delivered, p50 / p99 ms | "
+        "| round | procs | load before | orders/s | p50 / p99 ms | non-2xx | server / PostgreSQL / "
+        "client CPU | open loop ok/sent, p50 / p99 ms | OrderUpdate delivered, p50 / p99 ms | "
         "failover s |",
         "|---|---|---|---|---|---|---|---|---|---|",
     ]
@@ -681,7 +703,7 @@ def report(rounds: list[Round], args: argparse.Namespace, command: str, wall_s: 
         lines.append(
             f"| {r.index + 1} | {r.k} | {r.load_before} | {o.accepted_per_s:,.0f} | "
             f"{o.p50_ms:.1f} / {o.p99_ms:.1f} | {rejected} | "
-            f"{o.server_cpu:.2f} / {o.client_cpu:.2f} | "
+            f"{o.server_cpu:.2f} / {o.postgres_cpu:.2f} / {o.client_cpu:.2f} | "
             f"{o.open_ok}/{o.open_sent}, {o.open_p50_ms:.1f} / {o.open_p99_ms:.1f} | "
             f"{h.delivered}/{h.expected}, {h.p50_ms:.1f} / {h.p99_ms:.1f} | "
             f"{'—' if r.failover_s != r.failover_s else f'{r.failover_s:.2f}'} |"
@@ -723,6 +745,7 @@ def main() -> None:
                 f"round {index + 1} k={k}: {r.orders.accepted_per_s:.0f} orders/s "
                 f"p50 {r.orders.p50_ms:.1f} p99 {r.orders.p99_ms:.1f} "
                 f"rejected {dict(r.orders.rejected)} cpu {r.orders.server_cpu:.2f}/"
+                f"{r.orders.postgres_cpu:.2f}/"
                 f"{r.orders.client_cpu:.2f} open {r.orders.open_ok}/{r.orders.open_sent} "
                 f"p99 {r.orders.open_p99_ms:.1f} hub {r.hub.delivered}/{r.hub.expected} "
                 f"p50 {r.hub.p50_ms:.1f} p99 {r.hub.p99_ms:.1f} failover {r.failover_s:.2f} "
