@@ -652,6 +652,24 @@ def report(rounds: list[Round], args: argparse.Namespace, command: str, wall_s: 
     )
     row("server CPU, cores busy (all processes)", lambda r: r.orders.server_cpu, ".2f")
     row("PostgreSQL backends CPU, cores busy", lambda r: r.orders.postgres_cpu, ".2f")
+    row(
+        "server CPU per accepted order, ms (all processes)",
+        lambda r: (
+            1000 * r.orders.server_cpu / r.orders.accepted_per_s
+            if r.orders.accepted_per_s
+            else float("nan")
+        ),
+        ".1f",
+    )
+    row(
+        "PostgreSQL CPU per accepted order, ms",
+        lambda r: (
+            1000 * r.orders.postgres_cpu / r.orders.accepted_per_s
+            if r.orders.accepted_per_s
+            else float("nan")
+        ),
+        ".1f",
+    )
     row("load generator CPU, cores busy", lambda r: r.orders.client_cpu, ".2f")
     if args.open_rate > 0:
         row(
