@@ -134,7 +134,7 @@ def _limiter(ctx: ServerContext, name: str, rate: int) -> RateLimiter | RedisRat
     """Per process in the embedded default; shared by every process when Redis is configured."""
     bus = ctx.bus
     if isinstance(bus, RedisBus):
-        return RedisRateLimiter(lambda: bus.client, bus.prefix, name, rate)
+        return RedisRateLimiter(lambda: bus.client, bus.prefix, name, rate, bus.cut_off_reason)
     return RateLimiter(rate)
 
 

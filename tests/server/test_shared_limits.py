@@ -82,6 +82,23 @@ def test_an_unreachable_redis_falls_back_to_a_per_process_limit() -> None:
     assert asyncio.run(run()) == [0.0, 0.0, 30.0]
 
 
+def test_a_cut_off_process_counts_on_its_own_without_waiting_for_redis(redis_url: str) -> None:
+    """The bus already knows Redis is gone: no round trip, no timeout to wait out."""
+
+    async def run() -> list[float]:
+        prefix = f"test-{uuid.uuid4().hex[:8]}"
+        client = aioredis.from_url(redis_url)
+        try:
+            cut = RedisRateLimiter(lambda: client, prefix, "login", 2, lambda: "redis unreachable")
+            results = await _takes([cut], "user:z", 3)
+            assert await client.exists(f"{prefix}:ratelimit:login:user:z") == 0
+            return results
+        finally:
+            await client.aclose()
+
+    assert asyncio.run(run()) == [0.0, 0.0, 30.0]
+
+
 @pytest.fixture
 def two_apps(redis_url: str, tmp_path: Path) -> Iterator[tuple[TestClient, TestClient]]:
     """Two API instances on one database and one Redis prefix (as two processes would be)."""
