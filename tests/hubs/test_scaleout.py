@@ -12,7 +12,7 @@ import signal
 import sqlite3
 import time
 import uuid
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
@@ -25,7 +25,7 @@ from websockets.exceptions import ConnectionClosed, InvalidStatus
 from mytrader_server.events import Event, Tick, UserEvent
 from mytrader_server.hubs.scaleout import decode_batch, encode_batch
 from tests.hubs.wsclient import RS, open_hub, records, ws_url
-from tests.support.live import LiveServer, scaled, server_env, start_server
+from tests.support.live import LiveServer, scaled, server_env, start_server, until
 
 # ---- the wire format, no Redis needed --------------------------------------------------------
 
@@ -124,13 +124,6 @@ async def collect(server: LiveServer, path: str, *invocation: Any) -> AsyncItera
     finally:
         await ws.close()
         await c.task
-
-
-async def until(predicate: Callable[[], bool], timeout: float = 15.0, what: str = "") -> None:
-    deadline = time.monotonic() + scaled(timeout)
-    while not predicate():
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        await asyncio.sleep(0.05)
 
 
 def role(server: LiveServer) -> str:

@@ -34,7 +34,7 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import AsyncIterator, Callable, Iterable
+from collections.abc import AsyncIterator, Iterable
 from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
@@ -484,13 +484,3 @@ async def hub(base_url: str, path: str, *invocation: Any) -> AsyncIterator[Hub]:
     finally:
         await ws.close()
         await h.task
-
-
-async def until(predicate: Callable[[], bool], timeout: float = 15.0, what: str = "") -> float:
-    """Poll ``predicate`` every 20 ms; the seconds it took. Fails the test on timeout."""
-    started = time.monotonic()
-    deadline = started + scaled(timeout)
-    while not predicate():
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        await asyncio.sleep(0.02)
-    return time.monotonic() - started

@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.scaleout.harness import Cluster, hub, request, until
-from tests.support.live import scaled
+from tests.scaleout.harness import Cluster, hub, request
+from tests.support.live import scaled, until
 
 pytestmark = [pytest.mark.slow, pytest.mark.postgres, pytest.mark.redis, pytest.mark.nginx]
 FAILOVER_BOUND_S = 8.0  # lease 3 s + one election round (1 s) + slack for a busy 2-core machine

@@ -25,8 +25,8 @@ import redis.asyncio as aioredis
 
 from tests.conftest import service_url
 from tests.scaleout.conftest import drop_database, new_database
-from tests.scaleout.harness import Cluster, Node, hub, redis_role, request, until
-from tests.support.live import scaled
+from tests.scaleout.harness import Cluster, Node, hub, redis_role, request
+from tests.support.live import scaled, until
 
 pytestmark = [pytest.mark.slow, pytest.mark.postgres, pytest.mark.redis]
 SYMBOLS = ["BTCUSD", "ETHUSD", "SOLUSD", "DOGEUSD", "ADAUSD", "LTCUSD", "AAPL", "SPY"]

@@ -6,6 +6,7 @@ sleep). ``TIME_FACTOR`` (env ``MYTRADER_TEST_TIME_FACTOR``) scales every wait on
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import signal
@@ -14,6 +15,7 @@ import sys
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -180,3 +182,13 @@ def start_server(
         time.sleep(0.05)
     process.kill()
     raise RuntimeError(f"server did not start in time: {log_path.read_text()}")
+
+
+async def until(predicate: Callable[[], bool], timeout: float = 15.0, what: str = "") -> float:
+    """Poll ``predicate`` every 20 ms; the seconds it took. Fails the test on timeout."""
+    started = time.monotonic()
+    deadline = started + scaled(timeout)
+    while not predicate():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        await asyncio.sleep(0.02)
+    return time.monotonic() - started
