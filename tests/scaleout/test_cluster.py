@@ -23,10 +23,9 @@ from tests.scaleout.harness import (
     fresh_source_address,
     hub,
     request,
-    until,
     ws_base,
 )
-from tests.support.live import scaled
+from tests.support.live import scaled, until
 
 pytestmark = [pytest.mark.slow, pytest.mark.postgres, pytest.mark.redis, pytest.mark.nginx]
 
