@@ -263,6 +263,10 @@ def main() -> None:
     ratio = results["/health/live"].rps / ref_rps
     rows.append("")
     rows.append(
+        f"Measured {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, 1-minute load average "
+        f"{os.getloadavg()[0]:.2f} at the end on {os.cpu_count()} CPUs."
+    )
+    rows.append(
         f"/health/live: {ratio:.2f}x the reference's throughput (median of 3 runs; "
         "benchmarks/http_bench.py measures it in paired rounds against three references)."
     )
