@@ -126,6 +126,7 @@ def create_app(settings: Settings) -> FastAPI:
         metrics=ctx.metrics,
         faults=ctx.faults,
         max_body_bytes=settings.max_body_bytes,
+        static={"/health/live": health.LIVE_RESPONSE},
     )
     return app
 

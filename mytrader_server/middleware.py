@@ -2,6 +2,9 @@
 
 Pure ASGI rather than ``BaseHTTPMiddleware``: it costs a fraction of the throughput and never
 buffers bodies. Logging carries the request id and the route template, never a header value.
+
+``static`` responses (``GET /health/live``: probes call it many times a second) are sent from
+here without routing, with the request id and the metrics every request gets.
 """
 
 from __future__ import annotations
@@ -46,14 +49,23 @@ def _json_response(
     )
 
 
+StaticResponse = tuple[int, list[tuple[bytes, bytes]], bytes]  # status, headers, body
+
+
 class RequestMiddleware:
     def __init__(
-        self, app: ASGIApp, metrics: Metrics, faults: FaultInjector, max_body_bytes: int
+        self,
+        app: ASGIApp,
+        metrics: Metrics,
+        faults: FaultInjector,
+        max_body_bytes: int,
+        static: dict[str, StaticResponse] | None = None,
     ) -> None:
         self.app = app
         self.metrics = metrics
         self.faults = faults
         self.max_body = max_body_bytes
+        self.static = static or {}  # GET path -> response, answered without routing
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -63,9 +75,25 @@ class RequestMiddleware:
         length, incoming_id = _scan_headers(scope)
         request_id = incoming_id or f"{_RID_PREFIX}{next(_RID_COUNTER):012x}"
         rid_header = (b"x-request-id", request_id.encode())
+        path: str = scope["path"]
+        static = self.static.get(path)
+        if static is not None and scope["method"] == "GET" and not length:
+            status, headers, body = static
+            self.metrics.requests_in_flight += 1
+            try:
+                start: Message = {
+                    "type": "http.response.start",
+                    "status": status,
+                    "headers": [*headers, rid_header],
+                }
+                await send(start)
+                await send({"type": "http.response.body", "body": body})
+            finally:
+                self.metrics.requests_in_flight -= 1
+                self.metrics.observe_request("GET", path, status, time.perf_counter() - started)
+            return
         scope.setdefault("state", {})["request_id"] = request_id
         status_holder = [500]
-        path: str = scope["path"]
         self.metrics.requests_in_flight += 1
         try:
             if length is not None and length > self.max_body:

@@ -1,7 +1,8 @@
 """Running the app under uvicorn with the limits the defaults lack.
 
-- h11 (not httptools) so that request headers are capped (``h11_max_incomplete_event_size``):
-  httptools accepted a 50 MB header (reliability checklist S14).
+- httptools on uvloop by default (``MYTRADER_HTTP=h11`` for h11 on asyncio), with request heads
+  capped at ``max_header_bytes`` either way: plain httptools accepted a 50 MB header
+  (reliability checklist S14), so ``serving.limited_httptools_protocol`` counts them.
 - A header deadline: a connection that has not sent complete request headers within
   ``header_timeout_s`` is closed. uvicorn's keep-alive timer restarts on every byte, so a
   slowloris client dripping one byte at a time would otherwise stay forever (S13).
@@ -21,7 +22,7 @@ import uvicorn
 
 from mytrader_server.app import create_app
 from mytrader_server.logs import configure_logging
-from mytrader_server.serving import ReadyFileServer, header_deadline_protocol
+from mytrader_server.serving import ReadyFileServer, event_loop, http_protocol
 from mytrader_server.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -52,7 +53,8 @@ def build_server(
         app,
         host=settings.host,
         port=settings.port,
-        http=header_deadline_protocol(settings.header_timeout_s),
+        http=http_protocol(settings.http, settings.header_timeout_s, settings.max_header_bytes),
+        loop=event_loop(settings.http),
         ws="websockets-sansio",
         lifespan="on",
         access_log=access_log,

@@ -46,6 +46,9 @@ class Settings(BaseSettings):
     max_body_bytes: int = Field(default=1_048_576, ge=1024)
     max_header_bytes: int = Field(default=32_768, ge=4096, le=1_048_576)
     header_timeout_s: float = Field(default=10.0, gt=0, le=120)
+    # httptools on uvloop (fast) or h11 on asyncio (the previous default); both enforce the two
+    # limits above (mytrader_server/serving.py)
+    http: Literal["httptools", "h11"] = "httptools"
     shutdown_timeout_s: float = Field(default=10.0, gt=0, le=300)
     login_rate_per_minute: int = Field(default=20, ge=1)
     order_rate_per_minute: int = Field(default=600, ge=1)

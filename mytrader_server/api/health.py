@@ -27,9 +27,26 @@ DB_TIMEOUT_S = 2.0
 DB_MAX_AGE_S = 0.5
 
 
+LIVE_BODY = b'{"status":"pass"}'
+
+
 @router.get("/health/live")
 async def live() -> JSONResponse:
+    """Kept for the OpenAPI schema: ``RequestMiddleware`` answers ``GET /health/live`` itself
+    with ``LIVE_RESPONSE`` (the same bytes), without routing (see ``app.create_app``)."""
     return JSONResponse({"status": "pass"}, media_type=HEALTH_JSON, headers=NO_CACHE)
+
+
+# (status, headers, body) of ``live()``: what RequestMiddleware sends for GET /health/live
+LIVE_RESPONSE: tuple[int, list[tuple[bytes, bytes]], bytes] = (
+    200,
+    [
+        *((k.lower().encode(), v.encode()) for k, v in NO_CACHE.items()),
+        (b"content-length", str(len(LIVE_BODY)).encode()),
+        (b"content-type", HEALTH_JSON.encode()),
+    ],
+    LIVE_BODY,
+)
 
 
 @router.get("/health/ready")

@@ -12,7 +12,13 @@ from pathlib import Path
 import uvicorn
 
 from mytrader_server.logs import configure_logging
-from mytrader_server.serving import ReadyFileServer, header_deadline_protocol, install_log_redaction
+from mytrader_server.serving import (
+    HttpImpl,
+    ReadyFileServer,
+    event_loop,
+    http_protocol,
+    install_log_redaction,
+)
 from mytrader_server.web.proxy import ProxyConfig, create_web_app
 
 log = logging.getLogger(__name__)
@@ -20,6 +26,7 @@ log = logging.getLogger(__name__)
 MAX_HEADER_BYTES = 32_768
 HEADER_TIMEOUT_S = 10.0
 SHUTDOWN_TIMEOUT_S = 5
+HTTP: HttpImpl = "httptools"  # on uvloop; the same limits as h11 (serving.http_protocol)
 
 
 def build_web_server(
@@ -33,7 +40,8 @@ def build_web_server(
         create_web_app(proxy),
         host=host,
         port=port,
-        http=header_deadline_protocol(HEADER_TIMEOUT_S),
+        http=http_protocol(HTTP, HEADER_TIMEOUT_S, MAX_HEADER_BYTES),
+        loop=event_loop(HTTP),
         ws="websockets-sansio",
         lifespan="on",
         access_log=access_log,

@@ -36,6 +36,38 @@ def test_live_is_trivial(client: TestClient) -> None:
     assert r.json() == {"status": "pass"}
 
 
+def test_live_answered_by_the_middleware_matches_the_route_and_is_counted(
+    client: TestClient,
+) -> None:
+    """RequestMiddleware answers GET /health/live without routing: the same status, headers and
+    body as the FastAPI route it stands in for, a request id, and the request in the metrics."""
+    import asyncio
+
+    from mytrader_server.api.health import live
+
+    route = asyncio.run(live())
+    counted = re.compile(
+        r'^mytrader_http_requests_total\{method="GET",route="/health/live",status="200"\} (\S+)$',
+        re.M,
+    )
+
+    def count() -> float:
+        match = counted.search(client.get("/metrics").text)
+        return float(match.group(1)) if match else 0.0
+
+    before = count()
+    r = client.get("/health/live", headers={"x-request-id": "probe-1"})
+    assert r.status_code == route.status_code
+    assert r.content == route.body
+    for name, value in route.headers.items():
+        assert r.headers[name] == value
+    assert r.headers["x-request-id"] == "probe-1"
+    assert client.get("/health/live").headers["x-request-id"] != "probe-1"
+    assert count() == before + 2
+    # not GET: routed as before (405 from FastAPI), not answered as if it were
+    assert client.post("/health/live").status_code == 405
+
+
 def test_ready_reports_each_component(client: TestClient) -> None:
     assert wait_for(lambda: client.get("/health/ready").json()["status"] == "pass")
     for path in ("/health", "/health/ready"):

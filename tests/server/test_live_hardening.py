@@ -159,7 +159,7 @@ def _raw(server: LiveServer, payload: bytes, read_timeout: float = 10) -> bytes:
 
 
 def test_huge_headers_are_refused(live_server: LiveServer) -> None:
-    """S14: a 1 MB header gets a 4xx (h11 caps incomplete events), not a 200."""
+    """S14: a 1 MB header gets a 4xx (the head cap, httptools or h11), not a 200."""
     payload = b"GET /health/live HTTP/1.1\r\nHost: x\r\nX-Big: " + b"a" * 1_000_000 + b"\r\n\r\n"
     answer = _raw(live_server, payload)
     status_line = answer.split(b"\r\n", 1)[0]
