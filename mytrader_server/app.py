@@ -111,6 +111,8 @@ def create_app(settings: Settings) -> FastAPI:
     app.state.login_limiter = _limiter(ctx, "login", settings.login_rate_per_minute)
     app.state.order_limiter = _limiter(ctx, "orders", settings.order_rate_per_minute)
     ctx.metrics.before_scrape(_feed_lag_updater(ctx))
+    ctx.metrics.before_scrape(_feed_counts_updater(ctx))
+    ctx.market.lag_observer = ctx.metrics.feed_schedule_lag.observe
 
     for router in (health.router, auth.router, market.router, trading.router, admin.router):
         app.include_router(router)
@@ -142,6 +144,30 @@ def _feed_lag_updater(ctx: ServerContext) -> Callable[[], None]:
     def update() -> None:
         age = ctx.market.feed_age_s()
         ctx.metrics.feed_lag.set(age if age is not None else -1)
+
+    return update
+
+
+def _feed_counts_updater(ctx: ServerContext) -> Callable[[], None]:
+    """Add the feed's plain-int step counts to the Prometheus counters at scrape time."""
+    m = ctx.metrics
+    counters = {
+        "scheduled": m.feed_steps_scheduled,
+        "produced": m.feed_steps_produced,
+        "skipped": m.feed_steps_skipped,
+        "unpublished": m.feed_steps_unpublished,
+    }
+    flushed = dict.fromkeys(counters, 0)
+
+    def update() -> None:
+        counts = ctx.market.counts
+        for name, counter in counters.items():
+            value = getattr(counts, name)
+            if value > flushed[name]:
+                counter.inc(value - flushed[name])
+                flushed[name] = value
+        lag = ctx.market.schedule_lag_s()
+        m.feed_schedule_lag_now.set(lag if lag is not None else -1)
 
     return update
 
