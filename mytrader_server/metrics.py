@@ -85,6 +85,29 @@ class Metrics:
             "The feed's current schedule lag (-1 when this process does not run the feed).",
             registry=r,
         )
+        self.loop_lag = Histogram(
+            "mytrader_event_loop_lag_seconds",
+            "How much later than asked a 100 ms timer on the event loop fired.",
+            buckets=LAG_BUCKETS,
+            registry=r,
+        )
+        self.loop_lag_now = Gauge(
+            "mytrader_event_loop_lag_last_seconds",
+            "The event-loop lag of the latest sample.",
+            registry=r,
+        )
+        self.gc_pause = Histogram(
+            "mytrader_gc_pause_seconds",
+            "Cyclic garbage collector pauses by generation (2 = full collection).",
+            ["generation"],
+            buckets=LAG_BUCKETS,
+            registry=r,
+        )
+        self.gc_frozen = Gauge(
+            "mytrader_gc_frozen_objects",
+            "Objects in the permanent generation (gc.freeze), skipped by collections.",
+            registry=r,
+        )
         self.hub_connections = Gauge(
             "mytrader_hub_connections", "Open hub connections by hub.", ["hub"], registry=r
         )
