@@ -443,7 +443,7 @@ def report(results: list[dict[str, Any]], args: argparse.Namespace, command: str
         "",
         f"Command: `{command}` — {len(pairs)} paired rounds (order hub, reference, reference, "
         f"hub, ...), fresh servers each round; load average (1 min) at round starts "
-        f"{min(r['load1'] for r in results):.2f}–{max(r['load1'] for r in results):.2f} on "
+        f"{min(r['load1'] for r in results):.2f}-{max(r['load1'] for r in results):.2f} on "
         f"{os.cpu_count()} CPUs.",
         "",
         "| server | " + " | ".join(title for _, title, _ in KEYS) + " |",
@@ -455,7 +455,7 @@ def report(results: list[dict[str, Any]], args: argparse.Namespace, command: str
             values = [r[key] for r in by[kind]]
             cells.append(
                 f"{fmt.format(statistics.median(values))} "
-                f"({fmt.format(min(values))}–{fmt.format(max(values))})"
+                f"({fmt.format(min(values))}-{fmt.format(max(values))})"
             )
         lines.append(f"| {kind} | " + " | ".join(cells) + " |")
     lines += ["", "Median (range) over the rounds.", "", "| goal | measured | verdict |"]
@@ -469,7 +469,7 @@ def report(results: list[dict[str, Any]], args: argparse.Namespace, command: str
         ratios = [a[key] / b[key] for a, b in pairs if b[key] > 0]
         ratio = statistics.median(ratios)
         lines.append(
-            f"| {text} | {ratio:.2f}x (pairs {min(ratios):.2f}–{max(ratios):.2f}x) "
+            f"| {text} | {ratio:.2f}x (pairs {min(ratios):.2f}-{max(ratios):.2f}x) "
             f"| {'met' if ratio <= limit else 'NOT met'} |"
         )
     lines += ["", "Per round (kind: load, delivered, p50/p99/max ms, CPU µs/msg, KiB/conn):", ""]
