@@ -47,6 +47,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.request
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -341,6 +342,36 @@ def cpu_s(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+SERVER_METRICS = {
+    "gc2_count": 'mytrader_gc_pause_seconds_count{generation="2"}',
+    "gc2_sum": 'mytrader_gc_pause_seconds_sum{generation="2"}',
+    "gc_all_sum": "mytrader_gc_pause_seconds_sum",
+    "loop_lag_sum": "mytrader_event_loop_lag_seconds_sum",
+    "loop_lag_count": "mytrader_event_loop_lag_seconds_count",
+    "loop_lag_over_100ms": 'mytrader_event_loop_lag_seconds_bucket{le="0.1"}',
+    "feed_skipped": "mytrader_feed_ticks_skipped_total",
+    "feed_scheduled": "mytrader_feed_ticks_scheduled_total",
+}
+
+
+def scrape(url: str) -> dict[str, float]:
+    """The hub server's own view (GC pauses, loop lag, feed schedule); empty for the reference."""
+    try:
+        with urllib.request.urlopen(url + "/metrics", timeout=5) as response:
+            text = response.read().decode()
+    except OSError:
+        return {}
+    values: dict[str, float] = {}
+    for line in text.splitlines():
+        name, _, value = line.rpartition(" ")
+        for key, metric in SERVER_METRICS.items():
+            if key == "gc_all_sum" and name.startswith(metric + "{"):
+                values[key] = values.get(key, 0.0) + float(value)
+            elif name == metric:
+                values[key] = float(value)
+    return values
+
+
 def pinned(cpu: int) -> Any:
     def pin() -> None:
         with contextlib.suppress(OSError, AttributeError):
@@ -394,10 +425,18 @@ def run_round(kind: str, args: argparse.Namespace) -> dict[str, Any]:
         client.stdin.flush()
         time.sleep(max(0.0, t0 - time.time() - 0.5))
         rss_after = rss_kib(server.pid)
+        time.sleep(max(0.0, t0 - time.time() - 0.05))
+        m0 = scrape(url) if kind == "mytrader" else {}
         time.sleep(max(0.0, t0 - time.time()))
         cpu0 = cpu_s(server.pid)
         time.sleep(max(0.0, t1 - time.time()))
         cpu1 = cpu_s(server.pid)
+        m1 = scrape(url) if kind == "mytrader" else {}
+        server_view = {k: m1[k] - m0.get(k, 0.0) for k in m1}
+        if server_view:
+            server_view["loop_lag_over_100ms"] = server_view["loop_lag_count"] - server_view.get(
+                "loop_lag_over_100ms", 0.0
+            )
         result = json.loads(client.stdout.readline())
         client.wait(60)
         return {
@@ -408,6 +447,7 @@ def run_round(kind: str, args: argparse.Namespace) -> dict[str, Any]:
             "server_cpu_s": cpu1 - cpu0,
             "cpu_us_per_msg": 1e6 * (cpu1 - cpu0) / max(1, result["received"]),
             "delivered": result["received"] / max(1, result["scheduled"]),
+            "server": server_view,
             **result,
         }
     finally:
@@ -481,6 +521,20 @@ def report(results: list[dict[str, Any]], args: argparse.Namespace, command: str
             f"(max records/frame {r['max_records_per_frame']}, "
             f"{r['record_bytes']:.0f} B/record)"
         )
+    views = [r["server"] for r in by["mytrader"] if r.get("server")]
+    if views:
+        lines += [
+            "",
+            "Hub server's own metrics over each window (full GCs / their total pause ms / "
+            "loop-lag samples > 100 ms / feed steps skipped of scheduled): "
+            + ", ".join(
+                f"{v['gc2_count']:.0f} / {1000 * v['gc2_sum']:.0f} / "
+                f"{v['loop_lag_over_100ms']:.0f} / {v['feed_skipped']:.0f} of "
+                f"{v['feed_scheduled']:.0f}"
+                for v in views
+            )
+            + ".",
+        ]
     return "\n".join(lines) + "\n"
 
 

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Final
 
 from starlette.types import Receive, Send
+from websockets.protocol import State
 
 from mytrader_server.auth.tokens import Principal
 from mytrader_server.hubs.protocol import (
@@ -39,6 +40,7 @@ log = logging.getLogger(__name__)
 
 MAX_FRAME_CHARS: Final = 16_384  # coalesce queued records up to this size per frame
 CLOSE_SEND_TIMEOUT_S: Final = 1.0
+WS_OPEN: Final = State.OPEN
 
 # WebSocket close codes (RFC 6455 section 7.4.1)
 CLOSE_NORMAL: Final = 1000
@@ -78,6 +80,7 @@ class HubConnection:
         "__weakref__",
         "_close",
         "_counts",
+        "_direct",
         "_max_queue",
         "_queue",
         "_send",
@@ -122,6 +125,7 @@ class HubConnection:
         self._waiter: asyncio.Future[None] | None = None  # set while the writer is idle
         self._close: CloseRequest | None = None
         self._counts = counts
+        self._direct = DirectWriter.of(send)
         self.finished = asyncio.Event()
         self._writer: asyncio.Task[None] | None = None
 
@@ -150,6 +154,24 @@ class HubConnection:
         self._queue.append(record)
         self._wake()
         return True
+
+    def push_frame(self, record: str, frame: bytes, now: float) -> bool:
+        """Send ``record``, already framed as ``frame`` (the same bytes for every subscriber),
+        straight to the socket when nothing is queued before it and the writer is idle; else
+        queue it like ``push``. No future, task or ASGI message per connection and tick."""
+        direct = self._direct
+        if (
+            direct is not None
+            and self._waiter is not None  # the writer is idle: nothing of ours is mid-send
+            and not self._queue
+            and self._close is None
+            and direct.ready()
+        ):
+            direct.transport.write(frame)
+            self._counts.sent += 1
+            self.last_sent = now
+            return True
+        return self.push(record)
 
     def _wake(self) -> None:
         waiter = self._waiter
@@ -317,6 +339,61 @@ class HubConnection:
         self.protocol.fail_handshake(message)
         self._flush_protocol()
         self.close(CLOSE_PROTOCOL_ERROR, "handshake timeout")
+
+
+class DirectWriter:
+    """Write pre-framed WebSocket messages to uvicorn's websockets-sansio transport directly.
+
+    ``send`` is a bound method of uvicorn's protocol (the hub middleware passes it unwrapped).
+    Only used while the WebSocket is open, uncompressed and the transport is not paused (a full
+    socket buffer pauses it: records then queue as usual, and a client that stops reading
+    overflows its queue and is closed exactly as before).
+    """
+
+    __slots__ = ("owner", "transport", "writable", "ws")
+
+    def __init__(self, owner: object, transport: asyncio.Transport, writable: asyncio.Event):
+        self.owner = owner
+        self.transport = transport
+        self.writable = writable
+        self.ws = owner.conn  # type: ignore[attr-defined]  # websockets' ServerProtocol
+
+    @classmethod
+    def of(cls, send: Send) -> DirectWriter | None:
+        owner = getattr(send, "__self__", None)
+        transport = getattr(owner, "transport", None)
+        writable = getattr(owner, "writable", None)
+        ws = getattr(owner, "conn", None)
+        if not (
+            isinstance(transport, asyncio.Transport)
+            and isinstance(writable, asyncio.Event)
+            and ws is not None
+            and hasattr(owner, "close_sent")
+            and not getattr(ws, "extensions", None)  # permessage-deflate: frames differ
+        ):
+            return None
+        return cls(owner, transport, writable)
+
+    def ready(self) -> bool:
+        owner = self.owner
+        return (
+            self.writable.is_set()
+            and not owner.close_sent  # type: ignore[attr-defined]
+            and not owner.disconnected  # type: ignore[attr-defined]
+            and self.ws.state is WS_OPEN
+            and not self.transport.is_closing()
+        )
+
+
+def text_frame(payload: str) -> bytes:
+    """One unmasked, final WebSocket text frame (RFC 6455 section 5.2), as a server sends it."""
+    data = payload.encode()
+    n = len(data)
+    if n < 126:
+        return bytes((0x81, n)) + data
+    if n < 65_536:
+        return bytes((0x81, 126)) + n.to_bytes(2, "big") + data
+    return bytes((0x81, 127)) + n.to_bytes(8, "big") + data
 
 
 def _error_close() -> str:
