@@ -1,10 +1,13 @@
-"""One hub connection over an accepted WebSocket: a reader, one writer task, a bounded queue.
+"""One hub connection over an accepted WebSocket: a reader, a writer task, a bounded queue.
 
 The reader (the ASGI coroutine) feeds received text to the sans-I/O ``HubProtocol`` and hands the
 messages to the dispatcher. Everything sent goes through ``push``: a bounded deque drained by
-the connection's single writer task, which coalesces queued records into one WebSocket frame
-(SignalR allows several records per frame). Fan-out therefore never awaits a socket: a consumer
-that stops reading fills its own queue and is closed, and nobody else waits for it.
+the connection's writer task, which coalesces queued records into one WebSocket frame (SignalR
+allows several records per frame). The writer runs only while there is something to send (an
+idle connection holds no task or future). Ticks take a shorter path, ``push_frame``: with
+nothing queued and no writer running, the pre-framed bytes go straight to the transport. Fan-out
+therefore never awaits a socket: a consumer that stops reading pauses its transport, then fills
+its own queue and is closed, and nobody else waits for it.
 """
 
 from __future__ import annotations
@@ -74,7 +77,7 @@ Dispatcher = Callable[["HubConnection", HubMessage], Awaitable[None]]
 
 
 class HubConnection:
-    """State of one accepted connection. ``push`` is the only way out; it never blocks."""
+    """State of one accepted connection. ``push`` (and ``push_frame``) never block."""
 
     __slots__ = (
         "__weakref__",
@@ -82,9 +85,9 @@ class HubConnection:
         "_counts",
         "_direct",
         "_max_queue",
+        "_phase",
         "_queue",
         "_send",
-        "_waiter",
         "_writer",
         "connection_id",
         "finished",
@@ -122,7 +125,9 @@ class HubConnection:
         self._send = send
         self._max_queue = max_queue
         self._queue: deque[str] = deque()
-        self._waiter: asyncio.Future[None] | None = None  # set while the writer is idle
+        # 0 before ``run``; 1 while serving (a writer task runs only while there is something
+        # to send); 2 once the close went out (no writer is ever started again)
+        self._phase = 0
         self._close: CloseRequest | None = None
         self._counts = counts
         self._direct = DirectWriter.of(send)
@@ -162,7 +167,7 @@ class HubConnection:
         direct = self._direct
         if (
             direct is not None
-            and self._waiter is not None  # the writer is idle: nothing of ours is mid-send
+            and self._writer is None  # no writer: nothing of ours is queued or mid-send
             and not self._queue
             and self._close is None
             and direct.ready()
@@ -174,11 +179,10 @@ class HubConnection:
         return self.push(record)
 
     def _wake(self) -> None:
-        waiter = self._waiter
-        if waiter is not None:
-            self._waiter = None
-            if not waiter.done():
-                waiter.set_result(None)
+        """Start the writer if none runs: it drains the queue (and a close) and then ends, so
+        an idle connection holds no task and no future."""
+        if self._writer is None and self._phase == 1:
+            self._writer = asyncio.get_running_loop().create_task(self._guard_writer())
 
     def close(self, code: int, reason: str, record: str | None = None) -> None:
         """Ask the writer to flush, send ``record`` (a Close message) and close with ``code``."""
@@ -204,6 +208,7 @@ class HubConnection:
             CLOSE_POLICY, "send queue full", encode_close(ERROR_CLOSED, allow_reconnect=True)
         )
         self.protocol.closing()
+        self._phase = 2  # _close_congested sends the close; no writer starts again
         if self._writer is not None and not self._writer.done():
             self._writer.cancel()
         asyncio.get_running_loop().create_task(self._close_congested())
@@ -226,11 +231,7 @@ class HubConnection:
     async def _write_loop(self) -> None:
         queue = self._queue
         counts = self._counts
-        loop = asyncio.get_running_loop()
         while True:
-            if not queue and self._close is None:
-                waiter = self._waiter = loop.create_future()
-                await waiter
             while queue:
                 if len(queue) == 1:
                     text = queue.popleft()
@@ -249,12 +250,15 @@ class HubConnection:
                 counts.sent += count
             if self._close is not None:
                 request = self._close
+                self._phase = 2
                 try:
                     async with asyncio.timeout(CLOSE_SEND_TIMEOUT_S * 2):
                         await self._send_close(request)
                 except TimeoutError:
                     _abort_transport(self._send)
                 return
+            if not queue:
+                return  # idle: the next push starts a writer again
 
     # ---- receiving -------------------------------------------------------------------------
 
@@ -262,9 +266,9 @@ class HubConnection:
         self, receive: Receive, dispatch: Dispatcher, on_open: Callable[[], None]
     ) -> None:
         """Serve the connection until either side closes; the caller has accepted the socket."""
-        self._writer = asyncio.get_running_loop().create_task(
-            self._guard_writer(), name=f"hub-writer-{self.hub}"
-        )
+        self._phase = 1
+        if self._queue:
+            self._wake()
         try:
             await self._read_loop(receive, dispatch, on_open)
         finally:
@@ -275,11 +279,12 @@ class HubConnection:
             if self._close is None:
                 self._close = CloseRequest(CLOSE_NORMAL, "", None)
                 self._wake()
-            if self._writer is not None and not self._writer.done():
+            writer = self._writer
+            if writer is not None and not writer.done():
                 with contextlib.suppress(TimeoutError, asyncio.CancelledError):
                     async with asyncio.timeout(CLOSE_SEND_TIMEOUT_S * 3):
-                        await asyncio.shield(self._writer)
-                self._writer.cancel()
+                        await asyncio.shield(writer)
+                writer.cancel()
             self.finished.set()
 
     async def _guard_writer(self) -> None:
@@ -289,6 +294,9 @@ class HubConnection:
             raise
         except Exception:  # the peer went away mid-send: the reader sees the disconnect
             self._close = self._close or CloseRequest(CLOSE_NORMAL, "", None)
+            self._phase = 2
+        finally:
+            self._writer = None
 
     async def _read_loop(
         self, receive: Receive, dispatch: Dispatcher, on_open: Callable[[], None]
