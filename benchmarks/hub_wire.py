@@ -433,7 +433,7 @@ def run_round(kind: str, args: argparse.Namespace) -> dict[str, Any]:
         cpu1 = cpu_s(server.pid)
         m1 = scrape(url) if kind == "mytrader" else {}
         server_view = {k: m1[k] - m0.get(k, 0.0) for k in m1}
-        if server_view:
+        if "loop_lag_count" in server_view:
             server_view["loop_lag_over_100ms"] = server_view["loop_lag_count"] - server_view.get(
                 "loop_lag_over_100ms", 0.0
             )
@@ -521,7 +521,7 @@ def report(results: list[dict[str, Any]], args: argparse.Namespace, command: str
             f"(max records/frame {r['max_records_per_frame']}, "
             f"{r['record_bytes']:.0f} B/record)"
         )
-    views = [r["server"] for r in by["mytrader"] if r.get("server")]
+    views = [r["server"] for r in by["mytrader"] if "gc2_count" in r.get("server", {})]
     if views:
         lines += [
             "",
