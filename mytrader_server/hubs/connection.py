@@ -84,6 +84,7 @@ class HubConnection:
         "_close",
         "_counts",
         "_direct",
+        "_direct_batch",
         "_max_queue",
         "_phase",
         "_queue",
@@ -131,6 +132,7 @@ class HubConnection:
         self._close: CloseRequest | None = None
         self._counts = counts
         self._direct = DirectWriter.of(send)
+        self._direct_batch = -1  # the fan-out batch of this connection's last direct write
         self.finished = asyncio.Event()
         self._writer: asyncio.Task[None] | None = None
 
@@ -160,19 +162,25 @@ class HubConnection:
         self._wake()
         return True
 
-    def push_frame(self, record: str, frame: bytes, now: float) -> bool:
+    def push_frame(self, record: str, frame: bytes, now: float, batch: int) -> bool:
         """Send ``record``, already framed as ``frame`` (the same bytes for every subscriber),
         straight to the socket when nothing is queued before it and the writer is idle; else
-        queue it like ``push``. No future, task or ASGI message per connection and tick."""
+        queue it like ``push``. No future, task or ASGI message per connection and tick.
+
+        ``batch`` numbers the fan-out's event-loop iterations: only the first record of an
+        iteration goes direct; further ones (a burst of ticks) queue behind it, so the writer
+        coalesces them into one frame."""
         direct = self._direct
         if (
             direct is not None
             and self._writer is None  # no writer: nothing of ours is queued or mid-send
+            and self._direct_batch != batch
             and not self._queue
             and self._close is None
             and direct.ready()
         ):
             direct.transport.write(frame)
+            self._direct_batch = batch
             self._counts.sent += 1
             self.last_sent = now
             return True

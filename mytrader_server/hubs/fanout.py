@@ -10,6 +10,7 @@ only, so an order update can reach nobody but the connections of the user who ow
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections import defaultdict
@@ -42,6 +43,8 @@ class FanOut:
         self.streams: defaultdict[str, set[PriceStream]] = defaultdict(set)
         self.by_user: defaultdict[tuple[str, str], set[HubConnection]] = defaultdict(set)
         self.ticks_seen = 0
+        self._batch = 0  # numbers event-loop iterations that fan ticks out
+        self._batch_open = False
 
     # ---- subscriptions ---------------------------------------------------------------------
 
@@ -105,11 +108,26 @@ class FanOut:
             record = encode_invocation_raw(RECEIVE_MARKET_DATA, payload)
             frame = text_frame(record)  # serialised and framed once for every subscriber
             now = time.monotonic()
+            batch = self._current_batch()
             for conn in list(subscribers):
-                conn.push_frame(record, frame, now)
+                conn.push_frame(record, frame, now, batch)
         if streams:
             for stream in list(streams):
                 stream.on_tick(payload)
+
+    def _current_batch(self) -> int:
+        """The number of this event-loop iteration's fan-out (a new one after each iteration)."""
+        if not self._batch_open:
+            self._batch += 1
+            try:
+                asyncio.get_running_loop().call_soon(self._end_batch)
+                self._batch_open = True
+            except RuntimeError:  # no loop (a synchronous caller): every tick its own batch
+                pass
+        return self._batch
+
+    def _end_batch(self) -> None:
+        self._batch_open = False
 
     def _on_user_event(self, event: UserEvent) -> None:
         hub = HUB_FOR_TARGET[event.target]
