@@ -277,25 +277,33 @@ def run_client(kind: str, url: str, n: int, interval: float) -> None:
             else:
                 on_readable(key.data)
 
+    ping = b'{"type":6}\x1e'
+    next_ping = time.monotonic() + 10
+
+    def keep_alive() -> None:  # the hub closes a client silent for 30 s: ping every 10 s
+        nonlocal next_ping
+        if kind == "mytrader" and time.monotonic() >= next_ping:
+            next_ping = time.monotonic() + 10
+            for conn in conns:
+                if conn.ready:
+                    with contextlib.suppress(OSError):
+                        conn.sock.send(_frame(ping))
+
     for i in range(n):
         open_one()
         if i % 50 == 49:
             pump(0)
+            keep_alive()
     http_conn.close()
     deadline = time.monotonic() + 120
     while ready_count < n and time.monotonic() < deadline:
         pump(0.05)
+        keep_alive()
     print(json.dumps({"connected": ready_count}), flush=True)
     sel.register(sys.stdin, selectors.EVENT_READ, None)
-    ping = b'{"type":6}\x1e'
-    next_ping = time.monotonic() + 10
     while math.isinf(window[1]) or time.time() < window[1] + 2.0:  # late ticks still count
         pump(0.05)
-        if kind == "mytrader" and time.monotonic() >= next_ping:  # the hub's client timeout
-            next_ping = time.monotonic() + 10
-            for conn in conns:
-                with contextlib.suppress(OSError):
-                    conn.sock.send(_frame(ping))
+        keep_alive()
     t0, t1 = window
     # the slots t + k * interval scheduled in [T0, T1), from the phase of a received tick
     if stamps_seen:
