@@ -15,6 +15,10 @@ the server is pinned to the other core). Our server is the production one (``bui
 uvicorn, websockets-sansio, the hub middleware); ticks enter through ``ctx.bus.publish`` exactly
 as the market feed publishes them (the feed itself is off so that only benchmark ticks flow).
 
+This is the coalesced, feed-off throughput figure. What a feed subscriber sees (the server's
+own feed, one record per frame, kernel receive timestamps, delivered against scheduled ticks) is
+``benchmarks/hub_wire.py``.
+
 Usage: python benchmarks/hub_fanout.py [--connections 1000] [--output docs/performance-hubs.md]
 Not a test: it prints a table (and writes it with --output). Loopback only, about a minute.
 """

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import gc
 import json
 import logging
 from collections.abc import AsyncIterator, Callable, Mapping
@@ -31,6 +30,7 @@ from mytrader_server.market.service import MarketService
 from mytrader_server.metrics import Metrics
 from mytrader_server.middleware import RequestMiddleware
 from mytrader_server.ratelimit import RateLimiter
+from mytrader_server.runtime import RuntimeMonitor
 from mytrader_server.settings import Settings
 from mytrader_server.shared_limits import RedisRateLimiter
 from mytrader_server.trading.engine import OrderEngine
@@ -86,8 +86,9 @@ def create_app(settings: Settings) -> FastAPI:
         await start_scale_out(ctx)  # with Redis: join the other processes, elect the feed
         ctx.market.start()
         # Everything built so far lives as long as the process: keep it out of the cyclic
-        # collector's full passes, which otherwise walk the whole heap during requests.
-        gc.freeze()
+        # collector's full passes, which otherwise walk the whole heap during requests. The
+        # monitor freezes again once new hub connections settle, and samples loop lag and GC.
+        monitor.start()
         log.info("mytrader started", extra={"version": __version__, "env": settings.env})
         try:
             yield
@@ -98,6 +99,7 @@ def create_app(settings: Settings) -> FastAPI:
                 except Exception:
                     log.exception("shutdown hook failed")
             await ctx.market.stop()
+            await monitor.stop()
             await ctx.engine.dispose()
 
     app = FastAPI(
@@ -111,6 +113,8 @@ def create_app(settings: Settings) -> FastAPI:
     app.state.login_limiter = _limiter(ctx, "login", settings.login_rate_per_minute)
     app.state.order_limiter = _limiter(ctx, "orders", settings.order_rate_per_minute)
     ctx.metrics.before_scrape(_feed_lag_updater(ctx))
+    ctx.metrics.before_scrape(_feed_counts_updater(ctx))
+    ctx.market.lag_observer = ctx.metrics.feed_schedule_lag.observe
 
     for router in (health.router, auth.router, market.router, trading.router, admin.router):
         app.include_router(router)
@@ -121,6 +125,9 @@ def create_app(settings: Settings) -> FastAPI:
 
     _install_error_handlers(app)
     install_hubs(app, ctx)
+    hubs = app.state.hubs
+    monitor = RuntimeMonitor(ctx.metrics, lambda: len(hubs.connections))
+    app.state.runtime = monitor
     app.add_middleware(
         RequestMiddleware,
         metrics=ctx.metrics,
@@ -143,6 +150,30 @@ def _feed_lag_updater(ctx: ServerContext) -> Callable[[], None]:
     def update() -> None:
         age = ctx.market.feed_age_s()
         ctx.metrics.feed_lag.set(age if age is not None else -1)
+
+    return update
+
+
+def _feed_counts_updater(ctx: ServerContext) -> Callable[[], None]:
+    """Add the feed's plain-int step counts to the Prometheus counters at scrape time."""
+    m = ctx.metrics
+    counters = {
+        "scheduled": m.feed_steps_scheduled,
+        "produced": m.feed_steps_produced,
+        "skipped": m.feed_steps_skipped,
+        "unpublished": m.feed_steps_unpublished,
+    }
+    flushed = dict.fromkeys(counters, 0)
+
+    def update() -> None:
+        counts = ctx.market.counts
+        for name, counter in counters.items():
+            value = getattr(counts, name)
+            if value > flushed[name]:
+                counter.inc(value - flushed[name])
+                flushed[name] = value
+        lag = ctx.market.schedule_lag_s()
+        m.feed_schedule_lag_now.set(lag if lag is not None else -1)
 
     return update
 

@@ -13,6 +13,7 @@ from prometheus_client import (
     generate_latest,
 )
 
+LAG_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 
 
@@ -50,6 +51,62 @@ class Metrics:
         )
         self.feed_lag = Gauge(
             "mytrader_feed_lag_seconds", "Seconds since the last market-data tick.", registry=r
+        )
+        # Feed steps (one tick per symbol each). Every scheduled step ends as exactly one of
+        # produced, skipped or unpublished: scheduled = produced + skipped + unpublished.
+        self.feed_steps_scheduled = Counter(
+            "mytrader_feed_ticks_scheduled_total",
+            "Market feed steps due by the fixed-rate schedule.",
+            registry=r,
+        )
+        self.feed_steps_produced = Counter(
+            "mytrader_feed_ticks_produced_total",
+            "Market feed steps produced and applied by this process.",
+            registry=r,
+        )
+        self.feed_steps_skipped = Counter(
+            "mytrader_feed_ticks_skipped_total",
+            "Market feed steps skipped: too far behind schedule, or the feed stalled.",
+            registry=r,
+        )
+        self.feed_steps_unpublished = Counter(
+            "mytrader_feed_ticks_unpublished_total",
+            "Market feed steps not published (scale-out: lease lost or Redis unreachable).",
+            registry=r,
+        )
+        self.feed_schedule_lag = Histogram(
+            "mytrader_feed_schedule_lag_seconds",
+            "How late each market feed step ran after its scheduled time.",
+            buckets=LAG_BUCKETS,
+            registry=r,
+        )
+        self.feed_schedule_lag_now = Gauge(
+            "mytrader_feed_schedule_lag_current_seconds",
+            "The feed's current schedule lag (-1 when this process does not run the feed).",
+            registry=r,
+        )
+        self.loop_lag = Histogram(
+            "mytrader_event_loop_lag_seconds",
+            "How much later than asked a 100 ms timer on the event loop fired.",
+            buckets=LAG_BUCKETS,
+            registry=r,
+        )
+        self.loop_lag_now = Gauge(
+            "mytrader_event_loop_lag_last_seconds",
+            "The event-loop lag of the latest sample.",
+            registry=r,
+        )
+        self.gc_pause = Histogram(
+            "mytrader_gc_pause_seconds",
+            "Cyclic garbage collector pauses by generation (2 = full collection).",
+            ["generation"],
+            buckets=LAG_BUCKETS,
+            registry=r,
+        )
+        self.gc_frozen = Gauge(
+            "mytrader_gc_frozen_objects",
+            "Objects in the permanent generation (gc.freeze), skipped by collections.",
+            registry=r,
         )
         self.hub_connections = Gauge(
             "mytrader_hub_connections", "Open hub connections by hub.", ["hub"], registry=r

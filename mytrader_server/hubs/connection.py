@@ -1,10 +1,13 @@
-"""One hub connection over an accepted WebSocket: a reader, one writer task, a bounded queue.
+"""One hub connection over an accepted WebSocket: a reader, a writer task, a bounded queue.
 
 The reader (the ASGI coroutine) feeds received text to the sans-I/O ``HubProtocol`` and hands the
 messages to the dispatcher. Everything sent goes through ``push``: a bounded deque drained by
-the connection's single writer task, which coalesces queued records into one WebSocket frame
-(SignalR allows several records per frame). Fan-out therefore never awaits a socket: a consumer
-that stops reading fills its own queue and is closed, and nobody else waits for it.
+the connection's writer task, which coalesces queued records into one WebSocket frame (SignalR
+allows several records per frame). The writer runs only while there is something to send (an
+idle connection holds no task or future). Ticks take a shorter path, ``push_frame``: with
+nothing queued and no writer running, the pre-framed bytes go straight to the transport. Fan-out
+therefore never awaits a socket: a consumer that stops reading pauses its transport, then fills
+its own queue and is closed, and nobody else waits for it.
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Final
 
 from starlette.types import Receive, Send
+from websockets.protocol import State
 
 from mytrader_server.auth.tokens import Principal
 from mytrader_server.hubs.protocol import (
@@ -39,6 +43,7 @@ log = logging.getLogger(__name__)
 
 MAX_FRAME_CHARS: Final = 16_384  # coalesce queued records up to this size per frame
 CLOSE_SEND_TIMEOUT_S: Final = 1.0
+WS_OPEN: Final = State.OPEN
 
 # WebSocket close codes (RFC 6455 section 7.4.1)
 CLOSE_NORMAL: Final = 1000
@@ -72,16 +77,18 @@ Dispatcher = Callable[["HubConnection", HubMessage], Awaitable[None]]
 
 
 class HubConnection:
-    """State of one accepted connection. ``push`` is the only way out; it never blocks."""
+    """State of one accepted connection. ``push`` (and ``push_frame``) never block."""
 
     __slots__ = (
         "__weakref__",
         "_close",
         "_counts",
+        "_direct",
+        "_direct_batch",
         "_max_queue",
+        "_phase",
         "_queue",
         "_send",
-        "_waiter",
         "_writer",
         "connection_id",
         "finished",
@@ -119,9 +126,13 @@ class HubConnection:
         self._send = send
         self._max_queue = max_queue
         self._queue: deque[str] = deque()
-        self._waiter: asyncio.Future[None] | None = None  # set while the writer is idle
+        # 0 before ``run``; 1 while serving (a writer task runs only while there is something
+        # to send); 2 once the close went out (no writer is ever started again)
+        self._phase = 0
         self._close: CloseRequest | None = None
         self._counts = counts
+        self._direct = DirectWriter.of(send)
+        self._direct_batch = -1  # the fan-out batch of this connection's last direct write
         self.finished = asyncio.Event()
         self._writer: asyncio.Task[None] | None = None
 
@@ -151,12 +162,35 @@ class HubConnection:
         self._wake()
         return True
 
+    def push_frame(self, record: str, frame: bytes, now: float, batch: int) -> bool:
+        """Send ``record``, already framed as ``frame`` (the same bytes for every subscriber),
+        straight to the socket when nothing is queued before it and the writer is idle; else
+        queue it like ``push``. No future, task or ASGI message per connection and tick.
+
+        ``batch`` numbers the fan-out's event-loop iterations: only the first record of an
+        iteration goes direct; further ones (a burst of ticks) queue behind it, so the writer
+        coalesces them into one frame."""
+        direct = self._direct
+        if (
+            direct is not None
+            and self._writer is None  # no writer: nothing of ours is queued or mid-send
+            and self._direct_batch != batch
+            and not self._queue
+            and self._close is None
+            and direct.ready()
+        ):
+            direct.transport.write(frame)
+            self._direct_batch = batch
+            self._counts.sent += 1
+            self.last_sent = now
+            return True
+        return self.push(record)
+
     def _wake(self) -> None:
-        waiter = self._waiter
-        if waiter is not None:
-            self._waiter = None
-            if not waiter.done():
-                waiter.set_result(None)
+        """Start the writer if none runs: it drains the queue (and a close) and then ends, so
+        an idle connection holds no task and no future."""
+        if self._writer is None and self._phase == 1:
+            self._writer = asyncio.get_running_loop().create_task(self._guard_writer())
 
     def close(self, code: int, reason: str, record: str | None = None) -> None:
         """Ask the writer to flush, send ``record`` (a Close message) and close with ``code``."""
@@ -182,6 +216,7 @@ class HubConnection:
             CLOSE_POLICY, "send queue full", encode_close(ERROR_CLOSED, allow_reconnect=True)
         )
         self.protocol.closing()
+        self._phase = 2  # _close_congested sends the close; no writer starts again
         if self._writer is not None and not self._writer.done():
             self._writer.cancel()
         asyncio.get_running_loop().create_task(self._close_congested())
@@ -204,11 +239,7 @@ class HubConnection:
     async def _write_loop(self) -> None:
         queue = self._queue
         counts = self._counts
-        loop = asyncio.get_running_loop()
         while True:
-            if not queue and self._close is None:
-                waiter = self._waiter = loop.create_future()
-                await waiter
             while queue:
                 if len(queue) == 1:
                     text = queue.popleft()
@@ -227,12 +258,15 @@ class HubConnection:
                 counts.sent += count
             if self._close is not None:
                 request = self._close
+                self._phase = 2
                 try:
                     async with asyncio.timeout(CLOSE_SEND_TIMEOUT_S * 2):
                         await self._send_close(request)
                 except TimeoutError:
                     _abort_transport(self._send)
                 return
+            if not queue:
+                return  # idle: the next push starts a writer again
 
     # ---- receiving -------------------------------------------------------------------------
 
@@ -240,9 +274,9 @@ class HubConnection:
         self, receive: Receive, dispatch: Dispatcher, on_open: Callable[[], None]
     ) -> None:
         """Serve the connection until either side closes; the caller has accepted the socket."""
-        self._writer = asyncio.get_running_loop().create_task(
-            self._guard_writer(), name=f"hub-writer-{self.hub}"
-        )
+        self._phase = 1
+        if self._queue:
+            self._wake()
         try:
             await self._read_loop(receive, dispatch, on_open)
         finally:
@@ -253,11 +287,12 @@ class HubConnection:
             if self._close is None:
                 self._close = CloseRequest(CLOSE_NORMAL, "", None)
                 self._wake()
-            if self._writer is not None and not self._writer.done():
+            writer = self._writer
+            if writer is not None and not writer.done():
                 with contextlib.suppress(TimeoutError, asyncio.CancelledError):
                     async with asyncio.timeout(CLOSE_SEND_TIMEOUT_S * 3):
-                        await asyncio.shield(self._writer)
-                self._writer.cancel()
+                        await asyncio.shield(writer)
+                writer.cancel()
             self.finished.set()
 
     async def _guard_writer(self) -> None:
@@ -267,6 +302,9 @@ class HubConnection:
             raise
         except Exception:  # the peer went away mid-send: the reader sees the disconnect
             self._close = self._close or CloseRequest(CLOSE_NORMAL, "", None)
+            self._phase = 2
+        finally:
+            self._writer = None
 
     async def _read_loop(
         self, receive: Receive, dispatch: Dispatcher, on_open: Callable[[], None]
@@ -317,6 +355,61 @@ class HubConnection:
         self.protocol.fail_handshake(message)
         self._flush_protocol()
         self.close(CLOSE_PROTOCOL_ERROR, "handshake timeout")
+
+
+class DirectWriter:
+    """Write pre-framed WebSocket messages to uvicorn's websockets-sansio transport directly.
+
+    ``send`` is a bound method of uvicorn's protocol (the hub middleware passes it unwrapped).
+    Only used while the WebSocket is open, uncompressed and the transport is not paused (a full
+    socket buffer pauses it: records then queue as usual, and a client that stops reading
+    overflows its queue and is closed exactly as before).
+    """
+
+    __slots__ = ("owner", "transport", "writable", "ws")
+
+    def __init__(self, owner: object, transport: asyncio.Transport, writable: asyncio.Event):
+        self.owner = owner
+        self.transport = transport
+        self.writable = writable
+        self.ws = owner.conn  # type: ignore[attr-defined]  # websockets' ServerProtocol
+
+    @classmethod
+    def of(cls, send: Send) -> DirectWriter | None:
+        owner = getattr(send, "__self__", None)
+        transport = getattr(owner, "transport", None)
+        writable = getattr(owner, "writable", None)
+        ws = getattr(owner, "conn", None)
+        if not (
+            isinstance(transport, asyncio.Transport)
+            and isinstance(writable, asyncio.Event)
+            and ws is not None
+            and hasattr(owner, "close_sent")
+            and not getattr(ws, "extensions", None)  # permessage-deflate: frames differ
+        ):
+            return None
+        return cls(owner, transport, writable)
+
+    def ready(self) -> bool:
+        owner = self.owner
+        return (
+            self.writable.is_set()
+            and not owner.close_sent  # type: ignore[attr-defined]
+            and not owner.disconnected  # type: ignore[attr-defined]
+            and self.ws.state is WS_OPEN
+            and not self.transport.is_closing()
+        )
+
+
+def text_frame(payload: str) -> bytes:
+    """One unmasked, final WebSocket text frame (RFC 6455 section 5.2), as a server sends it."""
+    data = payload.encode()
+    n = len(data)
+    if n < 126:
+        return bytes((0x81, n)) + data
+    if n < 65_536:
+        return bytes((0x81, 126)) + n.to_bytes(2, "big") + data
+    return bytes((0x81, 127)) + n.to_bytes(8, "big") + data
 
 
 def _error_close() -> str:

@@ -47,6 +47,7 @@ from mytrader_server.hubs.protocol import (
     ConnectionState,
     encode_close,
 )
+from mytrader_server.market.service import MAX_CATCH_UP_S
 from mytrader_server.serving import install_log_redaction
 from mytrader_server.trading.engine import OrderEngine
 
@@ -88,6 +89,7 @@ class HubServer:
             ctx.metrics.hub_connections.labels(hub).set(0)
         ctx.bus.subscribe(self.fanout.on_event)
         ctx.health_probes.append(self.health)
+        ctx.health_probes.append(self.feed_schedule_health)
         ctx.shutdown_hooks.append(self.shutdown)
 
     # ---- authentication --------------------------------------------------------------------
@@ -341,6 +343,20 @@ class HubServer:
                 "hubs:connections", "component", "fail", count, "connections", "hubs unavailable"
             )
         return ComponentHealth("hubs:connections", "component", "pass", count, "connections")
+
+    async def feed_schedule_health(self) -> ComponentHealth:
+        """The market-data hub's view of the feed: how far behind its fixed-rate schedule it
+        runs. Up to ``MAX_CATCH_UP_S`` no step is lost; from half of it on this warns (beyond
+        it steps are skipped). A dead feed fails ``market-data:freshness`` instead."""
+        market = self.ctx.market
+        key = "market-data:scheduleLag"
+        lag = market.schedule_lag_s()
+        if lag is None:
+            return ComponentHealth(key, "component", "pass", None, "s", "feed runs elsewhere")
+        skipped = market.counts.skipped
+        status = "warn" if lag >= MAX_CATCH_UP_S / 2 else "pass"
+        output = f"{skipped} step(s) skipped since start" if skipped else ""
+        return ComponentHealth(key, "component", status, round(lag, 4), "s", output)
 
     async def shutdown(self) -> None:
         """Send every client a Close message, then close 1001; idempotent (called twice)."""

@@ -1,19 +1,23 @@
 """Fan-out: who receives what. Subscribed symbols, per-user channels, price streams.
 
-``on_event`` is the bus handler. Each tick is encoded once (one JSON string for the whole
-fan-out) and the same record is pushed to every subscribed connection's bounded queue; no task
-is created per client or per tick. A ``UserEvent`` is routed by ``(hub, user_id)`` only, so an
-order update can reach nobody but the connections of the user who owns the order (S1).
+``on_event`` is the bus handler. Each tick is encoded and framed once for the whole fan-out;
+the same WebSocket frame bytes are written to every subscribed connection whose writer is idle
+(``HubConnection.push_frame``), else the record goes to its bounded queue. No task, future or
+ASGI message is created per client and tick. A ``UserEvent`` is routed by ``(hub, user_id)``
+only, so an order update can reach nobody but the connections of the user who owns the order
+(S1).
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import time
 from collections import defaultdict
 from typing import Final
 
 from mytrader_server.events import Event, Tick, UserEvent
-from mytrader_server.hubs.connection import HubConnection
+from mytrader_server.hubs.connection import HubConnection, text_frame
 from mytrader_server.hubs.protocol import encode_invocation, encode_invocation_raw, encode_json
 from mytrader_server.hubs.streams import PriceStream
 
@@ -39,6 +43,8 @@ class FanOut:
         self.streams: defaultdict[str, set[PriceStream]] = defaultdict(set)
         self.by_user: defaultdict[tuple[str, str], set[HubConnection]] = defaultdict(set)
         self.ticks_seen = 0
+        self._batch = 0  # numbers event-loop iterations that fan ticks out
+        self._batch_open = False
 
     # ---- subscriptions ---------------------------------------------------------------------
 
@@ -100,11 +106,28 @@ class FanOut:
         payload = tick_json(tick)
         if subscribers:
             record = encode_invocation_raw(RECEIVE_MARKET_DATA, payload)
+            frame = text_frame(record)  # serialised and framed once for every subscriber
+            now = time.monotonic()
+            batch = self._current_batch()
             for conn in list(subscribers):
-                conn.push(record)
+                conn.push_frame(record, frame, now, batch)
         if streams:
             for stream in list(streams):
                 stream.on_tick(payload)
+
+    def _current_batch(self) -> int:
+        """The number of this event-loop iteration's fan-out (a new one after each iteration)."""
+        if not self._batch_open:
+            self._batch += 1
+            try:
+                asyncio.get_running_loop().call_soon(self._end_batch)
+                self._batch_open = True
+            except RuntimeError:  # no loop (a synchronous caller): every tick its own batch
+                pass
+        return self._batch
+
+    def _end_batch(self) -> None:
+        self._batch_open = False
 
     def _on_user_event(self, event: UserEvent) -> None:
         hub = HUB_FOR_TARGET[event.target]

@@ -9,8 +9,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import math
 import time
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from mytrader_server.events import EventBus, Tick
@@ -23,6 +25,23 @@ TickListener = Callable[[list[Tick]], Awaitable[None]]
 # Publishes a feed step to the other processes before this one applies it; returns the ticks as
 # published, or None when they were not (this process lost its lease or cannot reach Redis).
 TickCommit = Callable[[list[Tick]], Awaitable[list[Tick] | None]]
+
+# How far behind schedule the feed still produces every missed step (back to back): a pause of
+# up to this long (a full garbage collection, a slow tick listener, a blocked loop) loses no
+# step. Beyond it the oldest missed steps are skipped and counted, so that a long outage (a
+# suspended host, a stalled feed) does not replay seconds of stale market in one burst.
+MAX_CATCH_UP_S = 1.0
+
+
+@dataclass(slots=True)
+class FeedCounts:
+    """Feed steps as plain ints (the feed never takes a metrics lock); one step is one tick per
+    symbol. Every scheduled step ends as exactly one of produced, skipped or unpublished."""
+
+    scheduled: int = 0
+    produced: int = 0  # stepped and applied here
+    skipped: int = 0  # too far behind schedule, or the feed was stalled (fault injection)
+    unpublished: int = 0  # scale-out: the commit through Redis refused it, so not applied
 
 
 class MarketService:
@@ -42,6 +61,13 @@ class MarketService:
         self.halt_reason: Callable[[], str | None] | None = None
         self._task: asyncio.Task[None] | None = None
         self._listeners: list[TickListener] = []
+        self.counts = FeedCounts()
+        self.max_catch_up_steps = max(1, math.ceil(MAX_CATCH_UP_S / interval_s))
+        # schedule lag of each step (production time minus scheduled time), e.g. a histogram
+        self.lag_observer: Callable[[float], None] | None = None
+        self.last_step_lag_s = 0.0
+        self._next_due: float | None = None  # loop time the next step is due (while running)
+        self._loop: asyncio.AbstractEventLoop | None = None
 
     def get(self, symbol: str) -> SymbolState | None:
         asset = find_asset(symbol)
@@ -55,6 +81,14 @@ class MarketService:
         if self.last_tick_monotonic is None:
             return None
         return time.monotonic() - self.last_tick_monotonic
+
+    def schedule_lag_s(self) -> float | None:
+        """How late the feed is: the lag of its last step, or longer if the next step is
+        overdue now. None when this process does not run the feed."""
+        if self._task is None or self._next_due is None or self._loop is None:
+            return None
+        overdue = self._loop.time() - self._next_due
+        return max(self.last_step_lag_s, overdue, 0.0)
 
     def trading_halted(self) -> str | None:
         """Why orders must not be matched against these quotes now, or None."""
@@ -97,18 +131,54 @@ class MarketService:
             self._task = None
 
     async def _run(self) -> None:
-        loop = asyncio.get_running_loop()
-        next_at = loop.time()
-        while True:
-            next_at += self.interval_s
-            if not self.stalled:
-                ticks: list[Tick] | None = self._provider.step(datetime.now(UTC))
-                if self.commit is not None and ticks:
-                    ticks = await self.commit(ticks)  # scale-out: the cluster first, then us
-                if ticks:
-                    await self.apply(ticks)
-            delay = next_at - loop.time()
-            if delay < 0:  # fell behind: skip the missed slots rather than burst
-                next_at = loop.time()
-                delay = 0
-            await asyncio.sleep(delay)
+        """Fixed-rate schedule: step ``k`` is due at ``start + k * interval``, whatever the
+        previous steps cost. A late feed produces the missed steps back to back, up to
+        ``max_catch_up_steps``; older ones are skipped (counted). Each step's ticks carry the
+        step's scheduled time, so a late tick shows its lateness to whoever receives it."""
+        loop = self._loop = asyncio.get_running_loop()
+        interval = self.interval_s
+        counts = self.counts
+        start, wall_start = loop.time(), time.time()
+        k = 0  # the next step
+        try:
+            while True:
+                due_at = start + k * interval
+                self._next_due = due_at
+                now = loop.time()
+                if now < due_at:
+                    await asyncio.sleep(due_at - now)
+                    continue
+                behind = math.floor((now - start) / interval + 1e-9) + 1 - k  # steps due
+                if behind > self.max_catch_up_steps:
+                    skip = behind - self.max_catch_up_steps
+                    counts.scheduled += skip
+                    counts.skipped += skip
+                    k += skip
+                    due_at = start + k * interval
+                lag = now - due_at
+                self.last_step_lag_s = lag
+                if self.lag_observer is not None:
+                    self.lag_observer(lag)
+                k += 1
+                if self.stalled:
+                    counts.scheduled += 1
+                    counts.skipped += 1
+                    continue
+                await self._step(datetime.fromtimestamp(wall_start + (k - 1) * interval, UTC))
+                if loop.time() >= start + k * interval:
+                    await asyncio.sleep(0)  # catching up: let the writers run between steps
+        finally:
+            self._next_due = None
+
+    async def _step(self, at: datetime) -> None:
+        ticks: list[Tick] | None = self._provider.step(at)
+        if self.commit is not None and ticks:
+            ticks = await self.commit(ticks)  # scale-out: the cluster first, then us
+            if ticks is None:
+                self.counts.scheduled += 1  # counted with its outcome: the sum always holds
+                self.counts.unpublished += 1
+                return
+        if ticks:
+            await self.apply(ticks)
+        self.counts.scheduled += 1
+        self.counts.produced += 1

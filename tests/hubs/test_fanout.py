@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -92,3 +93,22 @@ def test_ticks_reach_subscribers_only_and_are_encoded_once() -> None:
         assert len(b._queue) == 1
 
     asyncio.run(run())
+
+
+def test_text_frame_is_what_websockets_would_send() -> None:
+    """The fan-out frames each tick once; the bytes must equal websockets' own server frame."""
+    from websockets.frames import Frame, Opcode
+    from websockets.streams import StreamReader
+
+    from mytrader_server.hubs.connection import text_frame
+
+    for size in (0, 1, 125, 126, 65_535, 65_536, 70_000):
+        payload = "x" * size
+        ours = text_frame(payload)
+        assert ours == Frame(Opcode.TEXT, payload.encode()).serialize(mask=False)
+        reader = StreamReader()
+        reader.feed_data(ours)
+        parser = Frame.parse(reader.read_exact, mask=False)
+        with pytest.raises(StopIteration) as done:
+            next(parser)
+        assert done.value.value.data == payload.encode()

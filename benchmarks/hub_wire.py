@@ -1,0 +1,587 @@
+"""Hub benchmark at the wire: N SignalR JSON clients on the server's own market feed (issue 14).
+
+The production server (``build_server``) runs with its simulated feed on at
+``MYTRADER_FEED_INTERVAL_S`` (default 0.1 s: 10 ReceiveMarketData per second per client, one
+record per frame). Each client negotiates (``POST /hubs/market-data/negotiate?negotiateVersion=1``),
+opens the WebSocket with the connection token, does the JSON handshake and calls
+``SubscribeToSymbols(["AAPL"])``. The reference is a plain ``websockets`` server calling
+``websockets.broadcast`` with a record of the same shape and size on the same fixed-rate
+schedule. Rounds run on fresh servers in the order hub, reference, reference, hub, ... so that
+machine noise hits both alike; the server is pinned to CPU 0 and the client to CPU 1
+(``sched_setaffinity``, what ``taskset`` does).
+
+Measured per round, over a window [T0, T1) that starts after every client is subscribed and a
+warm-up has passed:
+
+- **delivered** = ticks received whose server timestamp falls in the window / ticks SCHEDULED in
+  it (every slot ``t0 + k * interval`` in the window, times the connections): a feed that skips
+  a step or a hub that drops a message counts against it;
+- **latency** = the kernel's receive timestamp of the segment carrying the frame
+  (``SO_TIMESTAMPNS`` on the client socket, read with ``recvmsg``) minus the tick's server
+  timestamp. The server's feed stamps each tick with its *scheduled* time, so a late feed step
+  counts as latency too (no coordinated omission); the reference stamps its schedule the same way;
+- **CPU per message** = server process CPU time (utime + stime from /proc) over the window /
+  messages delivered in the window (the hub server also runs the whole feed, 24 symbols, and the
+  order engine's tick listener: that is the production cost);
+- **memory per connection** = (server RSS once all N clients are subscribed - RSS before) / N.
+
+Usage: python benchmarks/hub_wire.py [--connections 1000] [--interval 0.1] [--rounds 5]
+           [--output docs/performance-hubs.md]
+Loopback only. About 25 s per round at 1000 clients.
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import contextlib
+import http.client
+import json
+import math
+import os
+import selectors
+import socket
+import statistics
+import struct
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+SO_TIMESTAMPNS = 35  # Linux; SCM_TIMESTAMPNS has the same value (Python does not export it)
+RS = b"\x1e"
+KINDS = ("mytrader", "reference")
+SECRET = "benchmark-secret-that-is-long-enough-0123456789"
+
+
+# ---- servers (own process, CPU 0) -------------------------------------------------------------
+
+
+def serve_mytrader(ready: Path, interval: float) -> None:
+    from mytrader_server.server import build_server
+    from mytrader_server.settings import load_settings
+
+    os.environ["MYTRADER_FEED_INTERVAL_S"] = str(interval)
+    data = Path(tempfile.mkdtemp(prefix="hub-wire-"))
+    settings = load_settings(
+        port=0, data_dir=data, env="test", jwt_secret=SECRET, log_level="warning"
+    )
+    assert settings.feed_interval_s == interval
+    build_server(settings, ready_file=ready).run()
+
+
+def serve_reference(ready: Path, interval: float) -> None:
+    import asyncio
+
+    import websockets
+    from websockets.asyncio.server import ServerConnection, serve
+
+    sys.path.insert(0, str(Path(__file__).parent))
+    from hub_fanout import tick_record
+
+    conns: set[ServerConnection] = set()
+    tick_record(0, time.time())  # import and warm up before the "before" RSS is taken
+
+    async def handler(ws: ServerConnection) -> None:
+        conns.add(ws)
+        try:
+            await ws.wait_closed()
+        finally:
+            conns.discard(ws)
+
+    async def main() -> None:
+        async with serve(handler, "127.0.0.1", 0, compression=None, max_queue=None) as server:
+            port = server.sockets[0].getsockname()[1]
+            ready.write_text(f"http://127.0.0.1:{port}\n")  # noqa: ASYNC240 - once
+            loop = asyncio.get_running_loop()
+            start, wall = loop.time(), time.time()
+            k = 0
+            while True:  # the same fixed-rate schedule as the feed, the same record shape
+                k += 1
+                await asyncio.sleep(max(0.0, start + k * interval - loop.time()))
+                _, record = tick_record(k, wall + k * interval)
+                websockets.broadcast(conns, record)
+
+    asyncio.run(main())
+
+
+# ---- the client (own process, CPU 1) ----------------------------------------------------------
+
+
+class Conn:
+    __slots__ = ("buf", "got", "ready", "sock", "upgraded")
+
+    def __init__(self, sock: socket.socket) -> None:
+        self.sock = sock
+        self.buf = bytearray()
+        self.upgraded = False
+        self.ready = False
+        self.got = 0
+
+
+def _frame(payload: bytes, opcode: int = 0x1) -> bytes:
+    mask = os.urandom(4)
+    n = len(payload)
+    key = int.from_bytes((mask * (n // 4 + 1))[:n], "big")
+    masked = (int.from_bytes(payload, "big") ^ key).to_bytes(n, "big") if n else b""
+    if n < 126:
+        head = bytes([0x80 | opcode, 0x80 | n])
+    else:
+        head = bytes([0x80 | opcode, 0x80 | 126]) + n.to_bytes(2, "big")
+    return head + mask + masked
+
+
+def _parse_stamp(record: bytes) -> float | None:
+    at = record.find(b'"timestamp":"')
+    if at < 0:
+        return None
+    at += 13
+    end = record.index(b'"', at)
+    return datetime.fromisoformat(record[at:end].decode().replace("Z", "+00:00")).timestamp()
+
+
+def run_client(kind: str, url: str, n: int, interval: float) -> None:
+    host, port_s = url.removeprefix("http://").split(":")
+    port = int(port_s)
+    sel = selectors.DefaultSelector()
+    conns: list[Conn] = []
+    hello = (
+        [
+            b'{"protocol":"json","version":1}\x1e',
+            b'{"type":1,"invocationId":"1","target":"SubscribeToSymbols","arguments":[["AAPL"]]}'
+            + RS,
+        ]
+        if kind == "mytrader"
+        else []
+    )
+    http_conn = http.client.HTTPConnection(host, port, timeout=30)
+
+    def open_one() -> None:
+        path = "/"
+        if kind == "mytrader":
+            http_conn.request("POST", "/hubs/market-data/negotiate?negotiateVersion=1", body=b"")
+            response = http_conn.getresponse()
+            body = json.loads(response.read())
+            assert response.status == 200, body
+            path = f"/hubs/market-data?id={body['connectionToken']}"
+        sock = socket.create_connection((host, port))
+        sock.setsockopt(socket.SOL_SOCKET, SO_TIMESTAMPNS, 1)
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        key = base64.b64encode(os.urandom(16)).decode()
+        sock.sendall(
+            f"GET {path} HTTP/1.1\r\nHost: {host}\r\nUpgrade: websocket\r\n"
+            f"Connection: Upgrade\r\nSec-WebSocket-Key: {key}\r\n"
+            "Sec-WebSocket-Version: 13\r\n\r\n".encode()
+        )
+        sock.setblocking(False)
+        conn = Conn(sock)
+        conns.append(conn)
+        sel.register(sock, selectors.EVENT_READ, conn)
+
+    # measurement state
+    window = [math.inf, math.inf]  # [T0, T1) in wall time, set by the parent
+    latencies: list[float] = []
+    stats = {"received": 0, "frames": 0, "max_records_per_frame": 0, "record_bytes": 0}
+    stamps_seen: list[float] = []
+    ready_count = 0
+    cmsg_space = socket.CMSG_SPACE(16)
+
+    def on_text(conn: Conn, payload: bytes, kernel_ts: float) -> None:
+        nonlocal ready_count
+        if not conn.ready:
+            if kind == "mytrader" and b'"type":3' in payload:
+                conn.ready = True
+                ready_count += 1
+            return
+        t0, t1 = window
+        records = [r for r in payload.split(RS) if b"ReceiveMarketData" in r]
+        if not records:
+            return
+        if len(records) > stats["max_records_per_frame"]:
+            stats["max_records_per_frame"] = len(records)
+        counted = False
+        for record in records:
+            ts = _parse_stamp(record)
+            if ts is None or not t0 <= ts < t1:
+                continue
+            counted = True
+            if not stamps_seen:
+                stamps_seen.append(ts)
+            stats["received"] += 1
+            stats["record_bytes"] += len(record) + 1
+            conn.got += 1
+            latencies.append(kernel_ts - ts)
+        stats["frames"] += counted
+
+    def on_readable(conn: Conn) -> None:
+        nonlocal ready_count
+        try:
+            data, anc, _flags, _addr = conn.sock.recvmsg(262_144, cmsg_space)
+        except (BlockingIOError, InterruptedError):
+            return
+        if not data:
+            sel.unregister(conn.sock)
+            return
+        kernel_ts = time.time()
+        for level, ctype, cdata in anc:
+            if level == socket.SOL_SOCKET and ctype == SO_TIMESTAMPNS:
+                sec, nsec = struct.unpack("qq", cdata[:16])
+                kernel_ts = sec + nsec / 1e9
+        buf = conn.buf
+        buf += data
+        if not conn.upgraded:
+            end = buf.find(b"\r\n\r\n")
+            if end < 0:
+                return
+            assert b" 101 " in buf[: end + 4].split(b"\r\n", 1)[0], bytes(buf[:200])
+            del buf[: end + 4]
+            conn.upgraded = True
+            for message in hello:
+                conn.sock.send(_frame(message))
+            if not hello:
+                conn.ready = True
+                ready_count += 1
+        pos, size = 0, len(buf)
+        while size - pos >= 2:
+            b0, b1 = buf[pos], buf[pos + 1]
+            length, head = b1 & 0x7F, 2
+            if length == 126:
+                if size - pos < 4:
+                    break
+                length, head = int.from_bytes(buf[pos + 2 : pos + 4], "big"), 4
+            elif length == 127:
+                if size - pos < 10:
+                    break
+                length, head = int.from_bytes(buf[pos + 2 : pos + 10], "big"), 10
+            if size - pos < head + length:
+                break
+            start = pos + head
+            opcode = b0 & 0x0F
+            if opcode == 0x1:
+                on_text(conn, bytes(buf[start : start + length]), kernel_ts)
+            elif opcode == 0x9:
+                conn.sock.send(_frame(bytes(buf[start : start + length]), 0xA))
+            pos = start + length
+        if pos:
+            del buf[:pos]
+
+    def pump(timeout: float) -> None:
+        for key, _ in sel.select(timeout):
+            if key.data is None:  # stdin: the parent's window
+                line = sys.stdin.readline().split()
+                window[0], window[1] = float(line[0]), float(line[1])
+            else:
+                on_readable(key.data)
+
+    ping = b'{"type":6}\x1e'
+    next_ping = time.monotonic() + 10
+
+    def keep_alive() -> None:  # the hub closes a client silent for 30 s: ping every 10 s
+        nonlocal next_ping
+        if kind == "mytrader" and time.monotonic() >= next_ping:
+            next_ping = time.monotonic() + 10
+            for conn in conns:
+                if conn.ready:
+                    with contextlib.suppress(OSError):
+                        conn.sock.send(_frame(ping))
+
+    for i in range(n):
+        open_one()
+        if i % 50 == 49:
+            pump(0)
+            keep_alive()
+    http_conn.close()
+    deadline = time.monotonic() + 120
+    while ready_count < n and time.monotonic() < deadline:
+        pump(0.05)
+        keep_alive()
+    print(json.dumps({"connected": ready_count}), flush=True)
+    sel.register(sys.stdin, selectors.EVENT_READ, None)
+    while math.isinf(window[1]) or time.time() < window[1] + 2.0:  # late ticks still count
+        pump(0.05)
+        keep_alive()
+    t0, t1 = window
+    # the slots t + k * interval scheduled in [T0, T1), from the phase of a received tick
+    if stamps_seen:
+        phase = stamps_seen[0]
+        first = math.ceil((t0 - phase) / interval - 1e-6)
+        last = math.ceil((t1 - phase) / interval - 1e-6)
+        slots = last - first
+    else:
+        slots = round((t1 - t0) / interval)
+    lat = sorted(latencies) or [math.nan]
+    print(
+        json.dumps(
+            {
+                "connected": ready_count,
+                "slots": slots,
+                "scheduled": slots * ready_count,
+                "received": stats["received"],
+                "frames": stats["frames"],
+                "max_records_per_frame": stats["max_records_per_frame"],
+                "record_bytes": stats["record_bytes"] / max(1, stats["received"]),
+                "min_per_conn": min((c.got for c in conns), default=0),
+                "p50_ms": 1000 * lat[len(lat) // 2],
+                "p99_ms": 1000 * lat[min(len(lat) - 1, int(len(lat) * 0.99))],
+                "max_ms": 1000 * lat[-1],
+            }
+        ),
+        flush=True,
+    )
+    for conn in conns:
+        conn.sock.close()
+
+
+# ---- orchestration ----------------------------------------------------------------------------
+
+
+def rss_kib(pid: int) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1])
+    return 0
+
+
+def cpu_s(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+SERVER_METRICS = {
+    "gc2_count": 'mytrader_gc_pause_seconds_count{generation="2"}',
+    "gc2_sum": 'mytrader_gc_pause_seconds_sum{generation="2"}',
+    "gc_all_sum": "mytrader_gc_pause_seconds_sum",
+    "loop_lag_sum": "mytrader_event_loop_lag_seconds_sum",
+    "loop_lag_count": "mytrader_event_loop_lag_seconds_count",
+    "loop_lag_over_100ms": 'mytrader_event_loop_lag_seconds_bucket{le="0.1"}',
+    "feed_skipped": "mytrader_feed_ticks_skipped_total",
+    "feed_scheduled": "mytrader_feed_ticks_scheduled_total",
+}
+
+
+def scrape(url: str) -> dict[str, float]:
+    """The hub server's own view (GC pauses, loop lag, feed schedule); empty for the reference."""
+    try:
+        with urllib.request.urlopen(url + "/metrics", timeout=5) as response:
+            text = response.read().decode()
+    except OSError:
+        return {}
+    values: dict[str, float] = {}
+    for line in text.splitlines():
+        name, _, value = line.rpartition(" ")
+        for key, metric in SERVER_METRICS.items():
+            if key == "gc_all_sum" and name.startswith(metric + "{"):
+                values[key] = values.get(key, 0.0) + float(value)
+            elif name == metric:
+                values[key] = float(value)
+    return values
+
+
+def pinned(cpu: int) -> Any:
+    def pin() -> None:
+        with contextlib.suppress(OSError, AttributeError):
+            if (os.cpu_count() or 1) > 1:
+                os.sched_setaffinity(0, {cpu})
+
+    return pin
+
+
+def run_round(kind: str, args: argparse.Namespace) -> dict[str, Any]:
+    tmp = Path(tempfile.mkdtemp(prefix="hub-wire-"))
+    ready = tmp / "ready"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MYTRADER_")}
+    load = os.getloadavg()[0]
+    server = subprocess.Popen(
+        [sys.executable, __file__, "serve", kind, str(ready), str(args.interval)],
+        preexec_fn=pinned(0),
+        env=env,
+        stderr=None if args.verbose else subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while not ready.exists():
+            assert server.poll() is None, f"{kind} server exited"
+            assert time.monotonic() < deadline, f"{kind} server did not start"
+            time.sleep(0.05)
+        time.sleep(1.0)
+        url = ready.read_text().strip()
+        rss_before = rss_kib(server.pid)
+        client = subprocess.Popen(
+            [
+                sys.executable,
+                __file__,
+                "client",
+                kind,
+                url,
+                str(args.connections),
+                str(args.interval),
+            ],
+            preexec_fn=pinned(1),
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        assert client.stdout is not None
+        assert client.stdin is not None
+        connected = json.loads(client.stdout.readline())["connected"]
+        t0 = time.time() + args.warmup
+        t1 = t0 + args.duration
+        client.stdin.write(f"{t0} {t1}\n")
+        client.stdin.flush()
+        time.sleep(max(0.0, t0 - time.time() - 0.5))
+        rss_after = rss_kib(server.pid)
+        time.sleep(max(0.0, t0 - time.time() - 0.05))
+        m0 = scrape(url) if kind == "mytrader" else {}
+        time.sleep(max(0.0, t0 - time.time()))
+        cpu0 = cpu_s(server.pid)
+        time.sleep(max(0.0, t1 - time.time()))
+        cpu1 = cpu_s(server.pid)
+        m1 = scrape(url) if kind == "mytrader" else {}
+        server_view = {k: m1[k] - m0.get(k, 0.0) for k in m1}
+        if "loop_lag_count" in server_view:
+            server_view["loop_lag_over_100ms"] = server_view["loop_lag_count"] - server_view.get(
+                "loop_lag_over_100ms", 0.0
+            )
+        result = json.loads(client.stdout.readline())
+        client.wait(60)
+        return {
+            "kind": kind,
+            "load1": load,
+            "connected": connected,
+            "kib_per_connection": (rss_after - rss_before) / max(1, connected),
+            "server_cpu_s": cpu1 - cpu0,
+            "cpu_us_per_msg": 1e6 * (cpu1 - cpu0) / max(1, result["received"]),
+            "delivered": result["received"] / max(1, result["scheduled"]),
+            "server": server_view,
+            **result,
+        }
+    finally:
+        server.terminate()
+        try:
+            server.wait(15)
+        except subprocess.TimeoutExpired:
+            server.kill()
+
+
+KEYS = (
+    ("delivered", "delivered/scheduled", "{:.5f}"),
+    ("p50_ms", "p50 ms", "{:.1f}"),
+    ("p99_ms", "p99 ms", "{:.1f}"),
+    ("max_ms", "max ms", "{:.1f}"),
+    ("cpu_us_per_msg", "server CPU µs/msg", "{:.1f}"),
+    ("kib_per_connection", "memory KiB/conn", "{:.1f}"),
+)
+GOALS = (  # (key, limit on ours / reference, how it is read)
+    ("p50_ms", 1.3, "p50 <= 1.3x reference"),
+    ("p99_ms", 1.5, "p99 <= 1.5x reference"),
+    ("cpu_us_per_msg", 1.3, "CPU per message <= 1.3x reference"),
+    ("kib_per_connection", 1.3, "memory per connection <= 1.3x reference"),
+)
+
+
+def report(results: list[dict[str, Any]], args: argparse.Namespace, command: str) -> str:
+    by = {k: [r for r in results if r["kind"] == k] for k in KINDS}
+    pairs = list(zip(by["mytrader"], by["reference"], strict=False))
+    rate = 1 / args.interval
+    lines = [
+        f"### {args.connections} clients x {rate:g} ticks/s (one record per frame)",
+        "",
+        f"Command: `{command}` — {len(pairs)} paired rounds (order hub, reference, reference, "
+        f"hub, ...), fresh servers each round; load average (1 min) at round starts "
+        f"{min(r['load1'] for r in results):.2f}-{max(r['load1'] for r in results):.2f} on "
+        f"{os.cpu_count()} CPUs.",
+        "",
+        "| server | " + " | ".join(title for _, title, _ in KEYS) + " |",
+        "|---|" + "---|" * len(KEYS),
+    ]
+    for kind in KINDS:
+        cells = []
+        for key, _, fmt in KEYS:
+            values = [r[key] for r in by[kind]]
+            cells.append(
+                f"{fmt.format(statistics.median(values))} "
+                f"({fmt.format(min(values))}-{fmt.format(max(values))})"
+            )
+        lines.append(f"| {kind} | " + " | ".join(cells) + " |")
+    lines += ["", "Median (range) over the rounds.", "", "| goal | measured | verdict |"]
+    lines.append("|---|---|---|")
+    worst = min(r["delivered"] for r in by["mytrader"])
+    lines.append(
+        f"| delivered >= 0.999 of scheduled (every round) | worst round {worst:.5f} "
+        f"| {'met' if worst >= 0.999 else 'NOT met'} |"
+    )
+    for key, limit, text in GOALS:
+        # the ratio of the medians; the paired rounds' own ratios give the spread
+        ratios = [a[key] / b[key] for a, b in pairs if b[key] > 0]
+        ratio = statistics.median(r[key] for r in by["mytrader"]) / statistics.median(
+            r[key] for r in by["reference"]
+        )
+        lines.append(
+            f"| {text} | {ratio:.2f}x (paired rounds {min(ratios):.2f}-{max(ratios):.2f}x) "
+            f"| {'met' if ratio <= limit else 'NOT met'} |"
+        )
+    lines += ["", "Per round (kind: load, delivered, p50/p99/max ms, CPU µs/msg, KiB/conn):", ""]
+    for r in results:
+        lines.append(
+            f"- {r['kind']}: load {r['load1']:.2f}, {r['delivered']:.5f}, "
+            f"{r['p50_ms']:.1f}/{r['p99_ms']:.1f}/{r['max_ms']:.1f}, "
+            f"{r['cpu_us_per_msg']:.1f}, {r['kib_per_connection']:.1f} "
+            f"(max records/frame {r['max_records_per_frame']}, "
+            f"{r['record_bytes']:.0f} B/record)"
+        )
+    views = [r["server"] for r in by["mytrader"] if "gc2_count" in r.get("server", {})]
+    if views:
+        lines += [
+            "",
+            "Hub server's own metrics over each window (full GCs / their total pause ms / "
+            "loop-lag samples > 100 ms / feed steps skipped of scheduled): "
+            + ", ".join(
+                f"{v['gc2_count']:.0f} / {1000 * v['gc2_sum']:.0f} / "
+                f"{v['loop_lag_over_100ms']:.0f} / {v['feed_skipped']:.0f} of "
+                f"{v['feed_scheduled']:.0f}"
+                for v in views
+            )
+            + ".",
+        ]
+    return "\n".join(lines) + "\n"
+
+
+def main() -> None:
+    if len(sys.argv) > 1 and sys.argv[1] == "serve":
+        serve = serve_mytrader if sys.argv[2] == "mytrader" else serve_reference
+        serve(Path(sys.argv[3]), float(sys.argv[4]))
+        return
+    if len(sys.argv) > 1 and sys.argv[1] == "client":
+        run_client(sys.argv[2], sys.argv[3], int(sys.argv[4]), float(sys.argv[5]))
+        return
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--connections", type=int, default=1000)
+    parser.add_argument("--interval", type=float, default=0.1, help="feed interval, seconds")
+    parser.add_argument("--rounds", type=int, default=5, help="paired rounds")
+    parser.add_argument("--warmup", type=float, default=3.0)
+    parser.add_argument("--duration", type=float, default=10.0, help="measured window, s")
+    parser.add_argument("--output", type=Path, help="append the markdown report here")
+    parser.add_argument("--json", type=Path, help="write every round's raw figures here")
+    parser.add_argument("--verbose", action="store_true")
+    args = parser.parse_args()
+    command = "python benchmarks/hub_wire.py " + " ".join(sys.argv[1:])
+    order = [k for i in range(args.rounds) for k in (KINDS if i % 2 == 0 else KINDS[::-1])]
+    results = []
+    for kind in order:
+        results.append(run_round(kind, args))
+        print(json.dumps(results[-1]), file=sys.stderr, flush=True)
+        if args.json:
+            args.json.write_text(json.dumps(results, indent=1))
+    text = report(results, args, command)
+    print(text)
+    if args.output:
+        with args.output.open("a") as out:
+            out.write("\n" + text)
+
+
+if __name__ == "__main__":
+    main()
