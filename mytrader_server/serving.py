@@ -95,6 +95,7 @@ def limited_httptools_protocol(timeout_s: float, max_head_bytes: int) -> type[Ht
         _head_deadline = 0.0
         _awaiting_head = True  # no complete head for the next message yet
         _head_bytes = 0  # bytes read while awaiting that head (never more than it holds)
+        _upgraded = False  # handed to the WebSocket protocol: no deadline applies any more
 
         def _arm(self) -> None:
             if self._header_timer is None:
@@ -107,7 +108,7 @@ def limited_httptools_protocol(timeout_s: float, max_head_bytes: int) -> type[Ht
 
         def _header_timeout(self) -> None:
             self._header_timer = None
-            if self._awaiting_head and not self.transport.is_closing():
+            if self._awaiting_head and not self._upgraded and not self.transport.is_closing():
                 self.transport.close()
 
         def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
@@ -121,7 +122,7 @@ def limited_httptools_protocol(timeout_s: float, max_head_bytes: int) -> type[Ht
                 return
             self._head_bytes += len(data)
             super().data_received(data)
-            if self._awaiting_head and not self.transport.is_closing():
+            if self._awaiting_head and not self._upgraded and not self.transport.is_closing():
                 if self._head_bytes > max_head_bytes:
                     self._refuse()
                 elif self.cycle is None or self.cycle.response_complete:
@@ -148,6 +149,14 @@ def limited_httptools_protocol(timeout_s: float, max_head_bytes: int) -> type[Ht
             super().on_message_complete()
             self._awaiting_head = True
             self._head_bytes = 0
+
+        def handle_websocket_upgrade(self) -> None:
+            # llhttp completes the upgrade request's message before uvicorn hands the transport
+            # over: without this the deadline re-armed there closed every WebSocket
+            # ``timeout_s`` after it connected (and kept this object and its parser alive).
+            self._upgraded = True
+            self._disarm()
+            super().handle_websocket_upgrade()
 
         def on_response_complete(self) -> None:
             super().on_response_complete()
