@@ -35,6 +35,7 @@ from mytrader_server.hubs.protocol import (
     MessageTooLarge,
     encode_close,
 )
+from mytrader_server.serving import ListEvent
 
 if TYPE_CHECKING:
     from mytrader_server.hubs.streams import PriceStream
@@ -133,7 +134,7 @@ class HubConnection:
         self._counts = counts
         self._direct = DirectWriter.of(send)
         self._direct_batch = -1  # the fan-out batch of this connection's last direct write
-        self.finished = asyncio.Event()
+        self.finished: asyncio.Event = ListEvent()  # a list of waiters, not a 624-byte deque
         self._writer: asyncio.Task[None] | None = None
 
     @property
