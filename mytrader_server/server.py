@@ -21,8 +21,14 @@ from typing import Any
 import uvicorn
 
 from mytrader_server.app import create_app
+from mytrader_server.hubs.endpoint import HubMiddleware
 from mytrader_server.logs import configure_logging
-from mytrader_server.serving import ReadyFileServer, event_loop, http_protocol
+from mytrader_server.serving import (
+    LeanWebSocketProtocol,
+    ReadyFileServer,
+    event_loop,
+    http_protocol,
+)
 from mytrader_server.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -49,13 +55,17 @@ def build_server(
 ) -> MyTraderServer:
     app = create_app(settings)
     trusted = settings.forwarded_allow_ips.strip()
+    # Hub WebSockets go straight to the hub server, outside FastAPI's middleware stack: each
+    # connection's task then holds no middleware coroutine frames (see docs/hubs.md).
+    front = HubMiddleware(app, app.state.hubs)
     config = uvicorn.Config(
-        app,
+        front,
         host=settings.host,
         port=settings.port,
         http=http_protocol(settings.http, settings.header_timeout_s, settings.max_header_bytes),
         loop=event_loop(settings.http),
-        ws="websockets-sansio",
+        ws=LeanWebSocketProtocol,  # uvicorn's "websockets-sansio", holding less per connection
+        interface="asgi3",  # the front is a plain callable returning an awaitable
         lifespan="on",
         access_log=access_log,
         log_config=None,

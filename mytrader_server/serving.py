@@ -18,12 +18,16 @@ import logging
 import re
 import socket
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import h11
 import uvicorn
 from uvicorn.protocols.http.h11_impl import H11Protocol
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
+from websockets.protocol import Protocol as _WsProtocol
+from websockets.protocol import State as _WsState
+from websockets.streams import StreamReader as _WsStreamReader
 
 HttpImpl = Literal["httptools", "h11"]
 
@@ -95,6 +99,7 @@ def limited_httptools_protocol(timeout_s: float, max_head_bytes: int) -> type[Ht
         _head_deadline = 0.0
         _awaiting_head = True  # no complete head for the next message yet
         _head_bytes = 0  # bytes read while awaiting that head (never more than it holds)
+        _upgraded = False  # handed to the WebSocket protocol: no deadline applies any more
 
         def _arm(self) -> None:
             if self._header_timer is None:
@@ -107,7 +112,7 @@ def limited_httptools_protocol(timeout_s: float, max_head_bytes: int) -> type[Ht
 
         def _header_timeout(self) -> None:
             self._header_timer = None
-            if self._awaiting_head and not self.transport.is_closing():
+            if self._awaiting_head and not self._upgraded and not self.transport.is_closing():
                 self.transport.close()
 
         def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
@@ -121,7 +126,7 @@ def limited_httptools_protocol(timeout_s: float, max_head_bytes: int) -> type[Ht
                 return
             self._head_bytes += len(data)
             super().data_received(data)
-            if self._awaiting_head and not self.transport.is_closing():
+            if self._awaiting_head and not self._upgraded and not self.transport.is_closing():
                 if self._head_bytes > max_head_bytes:
                     self._refuse()
                 elif self.cycle is None or self.cycle.response_complete:
@@ -148,6 +153,14 @@ def limited_httptools_protocol(timeout_s: float, max_head_bytes: int) -> type[Ht
             super().on_message_complete()
             self._awaiting_head = True
             self._head_bytes = 0
+
+        def handle_websocket_upgrade(self) -> None:
+            # llhttp completes the upgrade request's message before uvicorn hands the transport
+            # over: without this the deadline re-armed there closed every WebSocket
+            # ``timeout_s`` after it connected (and kept this object and its parser alive).
+            self._upgraded = True
+            self._disarm()
+            super().handle_websocket_upgrade()
 
         def on_response_complete(self) -> None:
             super().on_response_complete()
@@ -176,6 +189,115 @@ def http_protocol(
 def event_loop(impl: HttpImpl) -> Literal["uvloop", "asyncio"]:
     """uvloop with httptools (the fast path), asyncio with h11 (the previous default)."""
     return "uvloop" if impl == "httptools" else "asyncio"
+
+
+class ListEvent(asyncio.Event):
+    """``asyncio.Event`` keeping its waiters in a list: an empty ``deque`` is 624 bytes, an empty
+    list 56, and an event per connection rarely has a waiter (``Event`` only appends, removes
+    and iterates them)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._waiters: list[asyncio.Future[bool]] = []  # type: ignore[assignment]
+
+
+class ReceiveQueue:
+    """What uvicorn's WebSocket protocol needs of its receive queue (``put_nowait``, ``get``,
+    ``empty``) for one reader, without ``asyncio.Queue``'s four deques (about 2.5 KiB per
+    connection). uvicorn pauses reading while a message waits, so it holds one or two."""
+
+    __slots__ = ("_items", "_waiter")
+
+    def __init__(self) -> None:
+        self._items: list[Any] = []
+        self._waiter: asyncio.Future[None] | None = None
+
+    def put_nowait(self, item: Any) -> None:
+        self._items.append(item)
+        waiter = self._waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+
+    async def get(self) -> Any:
+        while not self._items:
+            waiter = asyncio.get_running_loop().create_future()
+            self._waiter = waiter
+            try:
+                await waiter
+            finally:
+                self._waiter = None
+        return self._items.pop(0)
+
+    def get_nowait(self) -> Any:
+        if not self._items:
+            raise asyncio.QueueEmpty
+        return self._items.pop(0)
+
+    def empty(self) -> bool:
+        return not self._items
+
+    def qsize(self) -> int:
+        return len(self._items)
+
+
+class LeanWebSocketProtocol(WebSocketsSansIOProtocol):
+    """uvicorn's websockets-sansio protocol with less held per open connection: a list-based
+    receive queue and writable event, and the handshake's request, response and ASGI scope
+    dropped once the connection is accepted (uvicorn reads them only until then; the app
+    keeps what it needs). Behaviour is uvicorn's own."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.queue = ReceiveQueue()  # type: ignore[assignment]
+        self.writable = ListEvent()
+        self.writable.set()
+
+    async def send(self, message: Any) -> None:
+        await super().send(message)
+        if message["type"] == "websocket.accept" and self.handshake_complete:
+            self.request = self.response = None  # type: ignore[assignment]
+            self.scope = None  # type: ignore[assignment]
+            _restart_frame_parser(self.conn)
+
+    async def receive(self) -> Any:
+        """uvicorn's ``receive`` with the queue's ``get`` inlined (one coroutine less waiting
+        per connection)."""
+        queue = self.queue
+        assert isinstance(queue, ReceiveQueue)
+        items = queue._items
+        while not items:
+            waiter = self.loop.create_future()
+            queue._waiter = waiter
+            try:
+                await waiter
+            finally:
+                queue._waiter = None
+        message = items.pop(0)
+        if self.read_paused and not items:
+            self.read_paused = False
+            self.transport.resume_reading()
+        return message
+
+
+def _restart_frame_parser(conn: Any) -> None:
+    """Replace websockets' server parser, once the handshake is done, by a fresh frame parser.
+
+    ``ServerProtocol.parse`` parses the HTTP request and then delegates to ``Protocol.parse``
+    for frames; its generator frame keeps the parsed request (headers and all, about 1.5 KiB)
+    for the connection's life. Swapped only when the frame parser waits at a frame boundary
+    with nothing buffered (``at_eof``), where a fresh ``Protocol.parse`` is in the same state."""
+    outer = conn.parser
+    inner = getattr(outer, "gi_yieldfrom", None)
+    if getattr(inner, "gi_code", None) is not _WsProtocol.parse.__code__:
+        return
+    waiting = getattr(inner, "gi_yieldfrom", None)
+    if getattr(waiting, "gi_code", None) is not _WsStreamReader.at_eof.__code__:
+        return
+    if conn.reader.buffer or conn.state is not _WsState.OPEN:
+        return
+    fresh = _WsProtocol.parse(conn)
+    next(fresh)
+    conn.parser = fresh
 
 
 class RedactQuery(logging.Filter):

@@ -16,7 +16,6 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections import deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Final
@@ -35,6 +34,7 @@ from mytrader_server.hubs.protocol import (
     MessageTooLarge,
     encode_close,
 )
+from mytrader_server.serving import ListEvent
 
 if TYPE_CHECKING:
     from mytrader_server.hubs.streams import PriceStream
@@ -125,7 +125,8 @@ class HubConnection:
         self.last_sent = now
         self._send = send
         self._max_queue = max_queue
-        self._queue: deque[str] = deque()
+        # a list, not a deque: an empty deque is 624 bytes, and the queue is short (bounded)
+        self._queue: list[str] = []
         # 0 before ``run``; 1 while serving (a writer task runs only while there is something
         # to send); 2 once the close went out (no writer is ever started again)
         self._phase = 0
@@ -133,7 +134,7 @@ class HubConnection:
         self._counts = counts
         self._direct = DirectWriter.of(send)
         self._direct_batch = -1  # the fan-out batch of this connection's last direct write
-        self.finished = asyncio.Event()
+        self.finished: asyncio.Event = ListEvent()  # a list of waiters, not a 624-byte deque
         self._writer: asyncio.Task[None] | None = None
 
     @property
@@ -242,17 +243,16 @@ class HubConnection:
         while True:
             while queue:
                 if len(queue) == 1:
-                    text = queue.popleft()
+                    text = queue.pop()
                     count = 1
                 else:
-                    parts = [queue.popleft()]
-                    size = len(parts[0])
-                    while queue and size + len(queue[0]) <= MAX_FRAME_CHARS:
-                        record = queue.popleft()
-                        size += len(record)
-                        parts.append(record)
-                    text = "".join(parts)
-                    count = len(parts)
+                    size = len(queue[0])
+                    count = 1
+                    while count < len(queue) and size + len(queue[count]) <= MAX_FRAME_CHARS:
+                        size += len(queue[count])
+                        count += 1
+                    text = "".join(queue[:count])
+                    del queue[:count]
                 await self._send({"type": "websocket.send", "text": text})
                 self.last_sent = time.monotonic()
                 counts.sent += count
@@ -277,8 +277,44 @@ class HubConnection:
         self._phase = 1
         if self._queue:
             self._wake()
+        # the read loop runs here, not in a coroutine of its own: one frame less per connection
         try:
-            await self._read_loop(receive, dispatch, on_open)
+            counts = self._counts
+            while True:
+                message = await receive()
+                kind = message["type"]
+                if kind == "websocket.disconnect":
+                    return
+                if kind != "websocket.receive":
+                    continue
+                text = message.get("text")
+                if text is None:
+                    raw = message.get("bytes") or b""
+                    try:
+                        text = raw.decode("utf-8")
+                    except UnicodeDecodeError:
+                        self.close(CLOSE_PROTOCOL_ERROR, "invalid utf-8", _error_close())
+                        continue
+                self.last_received = time.monotonic()
+                was_handshake = self.protocol.state is ConnectionState.HANDSHAKE
+                try:
+                    messages = self.protocol.receive_data(text)
+                except MessageTooLarge:
+                    self.close(CLOSE_TOO_BIG, "message too big", _error_close())
+                    continue
+                except HandshakeError:
+                    self._flush_protocol()
+                    self.close(CLOSE_PROTOCOL_ERROR, "handshake failed")
+                    continue
+                except HubProtocolError:
+                    self.close(CLOSE_PROTOCOL_ERROR, "protocol error", _error_close())
+                    continue
+                self._flush_protocol()
+                if was_handshake and self.protocol.state is ConnectionState.OPEN:
+                    on_open()
+                for hub_message in messages:
+                    counts.received += 1
+                    await dispatch(self, hub_message)
         finally:
             self.protocol.closed()
             for stream in list(self.streams.values()):
@@ -305,46 +341,6 @@ class HubConnection:
             self._phase = 2
         finally:
             self._writer = None
-
-    async def _read_loop(
-        self, receive: Receive, dispatch: Dispatcher, on_open: Callable[[], None]
-    ) -> None:
-        counts = self._counts
-        while True:
-            message = await receive()
-            kind = message["type"]
-            if kind == "websocket.disconnect":
-                return
-            if kind != "websocket.receive":
-                continue
-            text = message.get("text")
-            if text is None:
-                raw = message.get("bytes") or b""
-                try:
-                    text = raw.decode("utf-8")
-                except UnicodeDecodeError:
-                    self.close(CLOSE_PROTOCOL_ERROR, "invalid utf-8", _error_close())
-                    continue
-            self.last_received = time.monotonic()
-            was_handshake = self.protocol.state is ConnectionState.HANDSHAKE
-            try:
-                messages = self.protocol.receive_data(text)
-            except MessageTooLarge:
-                self.close(CLOSE_TOO_BIG, "message too big", _error_close())
-                continue
-            except HandshakeError:
-                self._flush_protocol()
-                self.close(CLOSE_PROTOCOL_ERROR, "handshake failed")
-                continue
-            except HubProtocolError:
-                self.close(CLOSE_PROTOCOL_ERROR, "protocol error", _error_close())
-                continue
-            self._flush_protocol()
-            if was_handshake and self.protocol.state is ConnectionState.OPEN:
-                on_open()
-            for hub_message in messages:
-                counts.received += 1
-                await dispatch(self, hub_message)
 
     def _flush_protocol(self) -> None:
         for record in self.protocol.data_to_send():

@@ -20,6 +20,7 @@ import logging
 import re
 import time
 from collections import Counter
+from collections.abc import Awaitable
 from typing import Final
 from urllib.parse import parse_qs
 
@@ -166,6 +167,7 @@ class HubServer:
         except Refused as exc:
             await _deny(scope, send, exc)
             return
+        del scope  # not needed from here on: the connection's frame does not keep it alive
         try:
             await send({"type": "websocket.accept"})
         except BaseException:  # the client left before the accept went out
@@ -400,17 +402,20 @@ async def _deny(scope: Scope, send: Send, exc: Refused) -> None:
 
 
 class HubMiddleware:
-    """Routes WebSocket requests under /hubs/ straight to the hub server."""
+    """Routes WebSocket requests under /hubs/ straight to the hub server.
+
+    Not a coroutine function: it returns the awaitable it chose, so it adds no frame to each
+    connection's stack. ``build_server`` also puts one in front of the whole FastAPI app, so
+    that a hub connection's task holds no middleware frames at all (nor their scope refs)."""
 
     def __init__(self, app: ASGIApp, server: HubServer) -> None:
         self.app = app
         self.server = server
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+    def __call__(self, scope: Scope, receive: Receive, send: Send) -> Awaitable[None]:
         if scope["type"] == "websocket" and scope["path"].startswith("/hubs/"):
-            await self.server.websocket(scope, receive, send)
-            return
-        await self.app(scope, receive, send)
+            return self.server.websocket(scope, receive, send)
+        return self.app(scope, receive, send)
 
 
 def install(app: FastAPI, ctx: ServerContext) -> HubServer:

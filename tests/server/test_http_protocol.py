@@ -186,6 +186,26 @@ def test_keep_alive_rearms_the_deadline_after_each_response(server: LiveServer) 
             pytest.fail(f"the dripped request was answered: {status!r}")
 
 
+def test_a_websocket_outlives_the_head_deadline(server: LiveServer) -> None:
+    """The deadline ends with the upgrade: a hub WebSocket was once closed ``DEADLINE_S`` after
+    it connected (the upgrade request's message completion re-armed it)."""
+    upgrade = (
+        b"GET /hubs/market-data HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\n"
+        b"Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+        b"Sec-WebSocket-Version: 13\r\n\r\n"
+    )
+    handshake = b'{"protocol":"json","version":1}\x1e'
+    with _connect(server) as sock:
+        sock.sendall(upgrade)
+        reader = Reader(sock)
+        while b"\r\n\r\n" not in reader.buf:
+            reader._fill()
+        assert reader.buf.startswith(b"HTTP/1.1 101 "), reader.buf[:80]
+        # a masked text frame (mask key 0: the payload stays as it is)
+        sock.sendall(bytes((0x81, 0x80 | len(handshake))) + b"\0\0\0\0" + handshake)
+        assert not reader.closed_within(DEADLINE_S * 2.5)
+
+
 def test_pipelined_requests_are_answered_in_order(server: LiveServer) -> None:
     requests = [
         b"GET /health/live HTTP/1.1\r\nHost: x\r\nX-Request-ID: pipe-%d\r\n\r\n" % i
