@@ -208,7 +208,13 @@ def run_client(kind: str, urls: str, n: int, interval: float) -> None:
     # measurement state
     window = [math.inf, math.inf]  # [T0, T1) in wall time, set by the parent
     latencies: list[list[float]] = [[] for _ in addrs]  # per server
-    stats = {"received": 0, "frames": 0, "max_records_per_frame": 0, "record_bytes": 0}
+    stats = {
+        "received": 0,
+        "frames": 0,
+        "max_records_per_frame": 0,
+        "record_bytes": 0,
+        "closed": 0,
+    }
     stamps_seen: list[float] = []
     ready_count = 0
     cmsg_space = socket.CMSG_SPACE(16)
@@ -246,8 +252,11 @@ def run_client(kind: str, urls: str, n: int, interval: float) -> None:
             data, anc, _flags, _addr = conn.sock.recvmsg(262_144, cmsg_space)
         except (BlockingIOError, InterruptedError):
             return
+        except OSError:  # reset by the server (e.g. a slow client dropped): counts as closed
+            data, anc = b"", []
         if not data:
             sel.unregister(conn.sock)
+            stats["closed"] += 1
             return
         kernel_ts = time.time()
         for level, ctype, cdata in anc:
@@ -359,6 +368,7 @@ def run_client(kind: str, urls: str, n: int, interval: float) -> None:
                 "scheduled": slots * ready_count,
                 "received": stats["received"],
                 "frames": stats["frames"],
+                "closed_by_server": stats["closed"],
                 "max_records_per_frame": stats["max_records_per_frame"],
                 "record_bytes": stats["record_bytes"] / max(1, stats["received"]),
                 "min_per_conn": min((c.got for c in conns), default=0),
@@ -746,6 +756,8 @@ def report_scaleout(results: list[dict[str, Any]], args: argparse.Namespace, com
             f"- {r['kind']}: load {r['load1']:.2f}, {r['delivered']:.5f}, "
             f"{r['p50_ms']:.1f}/{r['p99_ms']:.1f}/{r['max_ms']:.1f}, {r['cpu_us_per_msg']:.1f}"
         )
+        if r.get("closed_by_server"):
+            line += f" ({r['closed_by_server']} connections closed by the server)"
         if r["kind"] == "scaleout":
             line += " — " + "; ".join(
                 f"{p['role']}: {p['delivered']:.5f}, "
