@@ -105,9 +105,13 @@ def limited_httptools_protocol(timeout_s: float, max_head_bytes: int) -> type[Ht
                 self._header_timer.cancel()
                 self._header_timer = None
 
+        def _upgraded(self) -> bool:
+            """The transport now belongs to a WebSocket protocol: no HTTP head is awaited."""
+            return self.transport.get_protocol() is not self
+
         def _header_timeout(self) -> None:
             self._header_timer = None
-            if self._awaiting_head and not self.transport.is_closing():
+            if self._awaiting_head and not self.transport.is_closing() and not self._upgraded():
                 self.transport.close()
 
         def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
@@ -121,6 +125,11 @@ def limited_httptools_protocol(timeout_s: float, max_head_bytes: int) -> type[Ht
                 return
             self._head_bytes += len(data)
             super().data_received(data)
+            if self._upgraded():
+                # a WebSocket upgrade (cycle is None): never re-arm, or the deadline would
+                # close the WebSocket's transport header_timeout_s after the connection began
+                self._disarm()
+                return
             if self._awaiting_head and not self.transport.is_closing():
                 if self._head_bytes > max_head_bytes:
                     self._refuse()
