@@ -7,11 +7,13 @@ Raw sockets with TCP_NODELAY and pauses, so that a head really arrives in many r
 from __future__ import annotations
 
 import contextlib
+import json
 import re
 import socket
 import threading
 import time
 import urllib.parse
+import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -184,6 +186,27 @@ def test_keep_alive_rearms_the_deadline_after_each_response(server: LiveServer) 
         with contextlib.suppress(EOFError, OSError):
             status, _ = reader.response()
             pytest.fail(f"the dripped request was answered: {status!r}")
+
+
+def test_an_upgraded_websocket_outlives_the_head_deadline(server: LiveServer) -> None:
+    """The head deadline is the HTTP request's: once the connection is a WebSocket (a hub
+    client), it must not close it header_timeout_s after the connection began."""
+    request = urllib.request.Request(
+        server.url + "/hubs/market-data/negotiate?negotiateVersion=1", data=b"", method="POST"
+    )
+    with urllib.request.urlopen(request, timeout=scaled(10)) as response:
+        token = json.loads(response.read())["connectionToken"]
+    with _connect(server) as sock:
+        sock.sendall(
+            f"GET /hubs/market-data?id={token} HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\n"
+            "Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+            "Sec-WebSocket-Version: 13\r\n\r\n".encode()
+        )
+        reader = Reader(sock)
+        while b"\r\n\r\n" not in reader.buf:
+            reader._fill()
+        assert reader.buf.startswith(b"HTTP/1.1 101")
+        assert not reader.closed_within(DEADLINE_S * 3)
 
 
 def test_pipelined_requests_are_answered_in_order(server: LiveServer) -> None:
