@@ -25,8 +25,16 @@ warm-up has passed:
   order engine's tick listener: that is the production cost);
 - **memory per connection** = (server RSS once all N clients are subscribed - RSS before) / N.
 
+Scale-out mode (``--processes 2``): instead of the reference, rounds of 2 ``mytrader-server``
+processes sharing Redis (``--redis``, a fresh ``MYTRADER_REDIS_PREFIX`` per round, its keys
+deleted after) and one SQLite data dir, the N clients dealt round-robin between them (half
+each). The first process migrates, takes the feed lease and runs the feed (the leader, CPU 0);
+the second follows it through Redis (CPU 1); the client stays on ``--client-cpu`` (1), so on a
+2-core machine it shares CPU 1 with the follower. Rounds run 1 process, 2 processes, 2, 1, ...
+with the same total N; figures are reported overall and per process.
+
 Usage: python benchmarks/hub_wire.py [--connections 1000] [--interval 0.1] [--rounds 5]
-           [--output docs/performance-hubs.md]
+           [--processes 2] [--output docs/performance-hubs.md]
 Loopback only. About 25 s per round at 1000 clients.
 """
 
@@ -66,7 +74,9 @@ def serve_mytrader(ready: Path, interval: float) -> None:
     from mytrader_server.settings import load_settings
 
     os.environ["MYTRADER_FEED_INTERVAL_S"] = str(interval)
-    data = Path(tempfile.mkdtemp(prefix="hub-wire-"))
+    # scale-out rounds: both processes share one data dir (and MYTRADER_REDIS_URL / _PREFIX)
+    shared = os.environ.get("MYTRADER_DATA_DIR")
+    data = Path(shared) if shared else Path(tempfile.mkdtemp(prefix="hub-wire-"))
     settings = load_settings(
         port=0, data_dir=data, env="test", jwt_secret=SECRET, log_level="warning"
     )
@@ -113,10 +123,11 @@ def serve_reference(ready: Path, interval: float) -> None:
 
 
 class Conn:
-    __slots__ = ("buf", "got", "ready", "sock", "upgraded")
+    __slots__ = ("buf", "got", "ready", "server", "sock", "upgraded")
 
-    def __init__(self, sock: socket.socket) -> None:
+    def __init__(self, sock: socket.socket, server: int) -> None:
         self.sock = sock
+        self.server = server
         self.buf = bytearray()
         self.upgraded = False
         self.ready = False
@@ -144,9 +155,19 @@ def _parse_stamp(record: bytes) -> float | None:
     return datetime.fromisoformat(record[at:end].decode().replace("Z", "+00:00")).timestamp()
 
 
-def run_client(kind: str, url: str, n: int, interval: float) -> None:
-    host, port_s = url.removeprefix("http://").split(":")
-    port = int(port_s)
+def _percentiles(values: list[float]) -> dict[str, float]:
+    lat = sorted(values) or [math.nan]
+    return {
+        "p50_ms": 1000 * lat[len(lat) // 2],
+        "p99_ms": 1000 * lat[min(len(lat) - 1, int(len(lat) * 0.99))],
+        "max_ms": 1000 * lat[-1],
+    }
+
+
+def run_client(kind: str, urls: str, n: int, interval: float) -> None:
+    """N clients, dealt round-robin over the comma-separated server URLs (one per process)."""
+    servers = [u.removeprefix("http://").rsplit(":", 1) for u in urls.split(",")]
+    addrs = [(host, int(port)) for host, port in servers]
     sel = selectors.DefaultSelector()
     conns: list[Conn] = []
     hello = (
@@ -158,9 +179,11 @@ def run_client(kind: str, url: str, n: int, interval: float) -> None:
         if kind == "mytrader"
         else []
     )
-    http_conn = http.client.HTTPConnection(host, port, timeout=30)
+    http_conns = [http.client.HTTPConnection(h, p, timeout=30) for h, p in addrs]
 
-    def open_one() -> None:
+    def open_one(index: int) -> None:
+        host, port = addrs[index]
+        http_conn = http_conns[index]
         path = "/"
         if kind == "mytrader":
             http_conn.request("POST", "/hubs/market-data/negotiate?negotiateVersion=1", body=b"")
@@ -178,14 +201,20 @@ def run_client(kind: str, url: str, n: int, interval: float) -> None:
             "Sec-WebSocket-Version: 13\r\n\r\n".encode()
         )
         sock.setblocking(False)
-        conn = Conn(sock)
+        conn = Conn(sock, index)
         conns.append(conn)
         sel.register(sock, selectors.EVENT_READ, conn)
 
     # measurement state
     window = [math.inf, math.inf]  # [T0, T1) in wall time, set by the parent
-    latencies: list[float] = []
-    stats = {"received": 0, "frames": 0, "max_records_per_frame": 0, "record_bytes": 0}
+    latencies: list[list[float]] = [[] for _ in addrs]  # per server
+    stats = {
+        "received": 0,
+        "frames": 0,
+        "max_records_per_frame": 0,
+        "record_bytes": 0,
+        "closed": 0,
+    }
     stamps_seen: list[float] = []
     ready_count = 0
     cmsg_space = socket.CMSG_SPACE(16)
@@ -214,7 +243,7 @@ def run_client(kind: str, url: str, n: int, interval: float) -> None:
             stats["received"] += 1
             stats["record_bytes"] += len(record) + 1
             conn.got += 1
-            latencies.append(kernel_ts - ts)
+            latencies[conn.server].append(kernel_ts - ts)
         stats["frames"] += counted
 
     def on_readable(conn: Conn) -> None:
@@ -223,8 +252,11 @@ def run_client(kind: str, url: str, n: int, interval: float) -> None:
             data, anc, _flags, _addr = conn.sock.recvmsg(262_144, cmsg_space)
         except (BlockingIOError, InterruptedError):
             return
+        except OSError:  # reset by the server (e.g. a slow client dropped): counts as closed
+            data, anc = b"", []
         if not data:
             sel.unregister(conn.sock)
+            stats["closed"] += 1
             return
         kernel_ts = time.time()
         for level, ctype, cdata in anc:
@@ -290,11 +322,12 @@ def run_client(kind: str, url: str, n: int, interval: float) -> None:
                         conn.sock.send(_frame(ping))
 
     for i in range(n):
-        open_one()
+        open_one(i % len(addrs))
         if i % 50 == 49:
             pump(0)
             keep_alive()
-    http_conn.close()
+    for http_conn in http_conns:
+        http_conn.close()
     deadline = time.monotonic() + 120
     while ready_count < n and time.monotonic() < deadline:
         pump(0.05)
@@ -313,7 +346,20 @@ def run_client(kind: str, url: str, n: int, interval: float) -> None:
         slots = last - first
     else:
         slots = round((t1 - t0) / interval)
-    lat = sorted(latencies) or [math.nan]
+    per_server = []
+    for index in range(len(addrs)):
+        mine = [c for c in conns if c.server == index]
+        ready_here = sum(c.ready for c in mine)
+        per_server.append(
+            {
+                "connected": ready_here,
+                "scheduled": slots * ready_here,
+                "received": len(latencies[index]),
+                "delivered": len(latencies[index]) / max(1, slots * ready_here),
+                "min_per_conn": min((c.got for c in mine), default=0),
+                **_percentiles(latencies[index]),
+            }
+        )
     print(
         json.dumps(
             {
@@ -322,12 +368,12 @@ def run_client(kind: str, url: str, n: int, interval: float) -> None:
                 "scheduled": slots * ready_count,
                 "received": stats["received"],
                 "frames": stats["frames"],
+                "closed_by_server": stats["closed"],
                 "max_records_per_frame": stats["max_records_per_frame"],
                 "record_bytes": stats["record_bytes"] / max(1, stats["received"]),
                 "min_per_conn": min((c.got for c in conns), default=0),
-                "p50_ms": 1000 * lat[len(lat) // 2],
-                "p99_ms": 1000 * lat[min(len(lat) - 1, int(len(lat) * 0.99))],
-                "max_ms": 1000 * lat[-1],
+                **_percentiles([x for per in latencies for x in per]),
+                "per_server": per_server,
             }
         ),
         flush=True,
@@ -390,37 +436,86 @@ def pinned(cpu: int) -> Any:
     return pin
 
 
-def run_round(kind: str, args: argparse.Namespace) -> dict[str, Any]:
-    tmp = Path(tempfile.mkdtemp(prefix="hub-wire-"))
-    ready = tmp / "ready"
-    env = {k: v for k, v in os.environ.items() if not k.startswith("MYTRADER_")}
-    load = os.getloadavg()[0]
+def health_role(url: str) -> str:
+    """``leader`` / ``follower`` from a scale-out process's /health; ``?`` if unreadable."""
+    try:
+        with urllib.request.urlopen(url + "/health", timeout=5) as response:
+            body = json.loads(response.read())
+        return str(body["checks"]["redis:connection"][0]["output"])
+    except (OSError, ValueError, KeyError, IndexError, TypeError):
+        return "?"
+
+
+def drop_redis_keys(redis_url: str, prefix: str) -> int:
+    import redis
+
+    store = redis.Redis.from_url(redis_url)
+    try:
+        keys = list(store.scan_iter(match=f"{prefix}:*"))
+        if keys:
+            store.delete(*keys)
+        return len(keys)
+    finally:
+        store.close()
+
+
+def start_server(
+    kind: str, args: argparse.Namespace, env: dict[str, str], ready: Path, cpu: int
+) -> tuple[subprocess.Popen[bytes], str]:
+    serve_kind = "reference" if kind == "reference" else "mytrader"
     server = subprocess.Popen(
-        [sys.executable, __file__, "serve", kind, str(ready), str(args.interval)],
-        preexec_fn=pinned(0),
+        [sys.executable, __file__, "serve", serve_kind, str(ready), str(args.interval)],
+        preexec_fn=pinned(cpu),
         env=env,
         stderr=None if args.verbose else subprocess.DEVNULL,
     )
+    deadline = time.monotonic() + 60
+    while not ready.exists():
+        if server.poll() is not None or time.monotonic() > deadline:
+            server.kill()
+            raise SystemExit(f"{kind} server did not start")
+        time.sleep(0.05)
+    time.sleep(0.1)
+    return server, ready.read_text().strip()
+
+
+def run_round(kind: str, args: argparse.Namespace) -> dict[str, Any]:
+    """One round on fresh servers: one process, the reference, or (``scaleout``) two
+    ``mytrader`` processes sharing Redis and a data dir, the clients split half/half."""
+    tmp = Path(tempfile.mkdtemp(prefix="hub-wire-"))
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MYTRADER_")}
+    prefix = ""
+    if kind == "scaleout":
+        prefix = f"hub-wire-{os.getpid()}-{time.time_ns()}"
+        env |= {
+            "MYTRADER_REDIS_URL": args.redis,
+            "MYTRADER_REDIS_PREFIX": prefix,
+            "MYTRADER_DATA_DIR": str(tmp / "data"),
+        }
+    load = os.getloadavg()[0]
+    servers: list[subprocess.Popen[bytes]] = []
+    urls: list[str] = []
     try:
-        deadline = time.monotonic() + 60
-        while not ready.exists():
-            assert server.poll() is None, f"{kind} server exited"
-            assert time.monotonic() < deadline, f"{kind} server did not start"
-            time.sleep(0.05)
+        # the first process migrates the shared SQLite file and takes the feed lease; the
+        # second starts after it is ready, as a follower. CPUs: server i on CPU i % 2.
+        for i in range(args.processes if kind == "scaleout" else 1):
+            server, url = start_server(kind, args, env, tmp / f"ready-{i}", i % 2)
+            servers.append(server)
+            urls.append(url)
         time.sleep(1.0)
-        url = ready.read_text().strip()
-        rss_before = rss_kib(server.pid)
+        roles = [health_role(u) for u in urls] if kind == "scaleout" else ["single"]
+        rss_before = [rss_kib(s.pid) for s in servers]
         client = subprocess.Popen(
             [
                 sys.executable,
                 __file__,
                 "client",
-                kind,
-                url,
+                "reference" if kind == "reference" else "mytrader",
+                ",".join(urls),
                 str(args.connections),
                 str(args.interval),
             ],
-            preexec_fn=pinned(1),
+            preexec_fn=pinned(args.client_cpu),
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             text=True,
@@ -433,38 +528,55 @@ def run_round(kind: str, args: argparse.Namespace) -> dict[str, Any]:
         client.stdin.write(f"{t0} {t1}\n")
         client.stdin.flush()
         time.sleep(max(0.0, t0 - time.time() - 0.5))
-        rss_after = rss_kib(server.pid)
+        rss_after = [rss_kib(s.pid) for s in servers]
         time.sleep(max(0.0, t0 - time.time() - 0.05))
-        m0 = scrape(url) if kind == "mytrader" else {}
+        m0 = [scrape(u) for u in urls] if kind != "reference" else [{}]
         time.sleep(max(0.0, t0 - time.time()))
-        cpu0 = cpu_s(server.pid)
+        cpu0 = [cpu_s(s.pid) for s in servers]
         time.sleep(max(0.0, t1 - time.time()))
-        cpu1 = cpu_s(server.pid)
-        m1 = scrape(url) if kind == "mytrader" else {}
-        server_view = {k: m1[k] - m0.get(k, 0.0) for k in m1}
-        if "loop_lag_count" in server_view:
-            server_view["loop_lag_over_100ms"] = server_view["loop_lag_count"] - server_view.get(
-                "loop_lag_over_100ms", 0.0
-            )
+        cpu1 = [cpu_s(s.pid) for s in servers]
+        m1 = [scrape(u) for u in urls] if kind != "reference" else [{}]
+        views = []
+        for before, after in zip(m0, m1, strict=True):
+            view = {k: after[k] - before.get(k, 0.0) for k in after}
+            if "loop_lag_count" in view:
+                view["loop_lag_over_100ms"] = view["loop_lag_count"] - view.get(
+                    "loop_lag_over_100ms", 0.0
+                )
+            views.append(view)
         result = json.loads(client.stdout.readline())
         client.wait(60)
+        for per, role, a, b, c0, c1, view in zip(
+            result["per_server"], roles, rss_before, rss_after, cpu0, cpu1, views, strict=True
+        ):
+            per |= {
+                "role": role,
+                "server_cpu_s": c1 - c0,
+                "kib_per_connection": (b - a) / max(1, per["connected"]),
+                "server": view,
+            }
+        server_cpu = sum(cpu1) - sum(cpu0)
         return {
             "kind": kind,
             "load1": load,
             "connected": connected,
-            "kib_per_connection": (rss_after - rss_before) / max(1, connected),
-            "server_cpu_s": cpu1 - cpu0,
-            "cpu_us_per_msg": 1e6 * (cpu1 - cpu0) / max(1, result["received"]),
+            "kib_per_connection": (sum(rss_after) - sum(rss_before)) / max(1, connected),
+            "server_cpu_s": server_cpu,
+            "cpu_us_per_msg": 1e6 * server_cpu / max(1, result["received"]),
             "delivered": result["received"] / max(1, result["scheduled"]),
-            "server": server_view,
+            "server": next((v for v in views if v.get("feed_scheduled")), views[0]),
             **result,
         }
     finally:
-        server.terminate()
-        try:
-            server.wait(15)
-        except subprocess.TimeoutExpired:
-            server.kill()
+        for server in servers:
+            server.terminate()
+        for server in servers:
+            try:
+                server.wait(15)
+            except subprocess.TimeoutExpired:
+                server.kill()
+        if prefix:
+            drop_redis_keys(args.redis, prefix)
 
 
 KEYS = (
@@ -550,6 +662,140 @@ def report(results: list[dict[str, Any]], args: argparse.Namespace, command: str
     return "\n".join(lines) + "\n"
 
 
+SCALEOUT_KEYS = KEYS[:5]
+
+
+def report_scaleout(results: list[dict[str, Any]], args: argparse.Namespace, command: str) -> str:
+    """One process against ``args.processes`` processes sharing Redis, the same total N."""
+    one = [r for r in results if r["kind"] == "mytrader"]
+    many = [r for r in results if r["kind"] == "scaleout"]
+    pairs = list(zip(one, many, strict=False))
+    k = args.processes
+    rate = 1 / args.interval
+    rows: list[tuple[str, list[dict[str, Any]]]] = [
+        (f"1 process, {args.connections} clients", one),
+        (f"{k} processes, all {args.connections} clients", many),
+    ]
+    for i in range(k):
+        per = [
+            r["per_server"][i] | {"cpu_us_per_msg": _cpu_per_msg(r["per_server"][i])} for r in many
+        ]
+        role = per[0]["role"] if per else "?"
+        rows.append(
+            (f"{k} processes: process {i + 1} ({role}), {per[0]['connected']} clients", per)
+        )
+    cpus = ", ".join(f"server {i + 1} on CPU {i % 2}" for i in range(k))
+    lines = [
+        f"### {args.connections} clients x {rate:g} ticks/s: 1 process vs {k} processes with Redis",
+        "",
+        f"Command: `{command}` — {len(pairs)} paired rounds (order 1 process, {k} processes, "
+        f"{k} processes, 1 process, ...), fresh servers each round, a fresh Redis prefix per "
+        f"round (its keys deleted after). The single process is the embedded default (no "
+        f"Redis) on CPU 0; the {k} processes share Redis ({args.redis}) and one SQLite data dir, "
+        f"{cpus}; the client (one process, clients dealt round-robin) on CPU "
+        f"{args.client_cpu} in both. Load average (1 min) at round starts "
+        f"{min(r['load1'] for r in results):.2f}-{max(r['load1'] for r in results):.2f} on "
+        f"{os.cpu_count()} CPUs (Redis itself is not pinned).",
+        "",
+        "| | " + " | ".join(title for _, title, _ in SCALEOUT_KEYS) + " |",
+        "|---|" + "---|" * len(SCALEOUT_KEYS),
+    ]
+    for name, rounds in rows:
+        cells = []
+        for key, _, fmt in SCALEOUT_KEYS:
+            values = [r[key] for r in rounds]
+            cells.append(
+                f"{fmt.format(statistics.median(values))} "
+                f"({fmt.format(min(values))}-{fmt.format(max(values))})"
+            )
+        lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    lines += ["", "Median (range) over the rounds.", "", "| goal | measured | verdict |"]
+    lines.append("|---|---|---|")
+    worst = min(min(p["delivered"] for p in r["per_server"]) for r in many)
+    lines.append(
+        f"| {k} processes: every process delivers >= 0.999 of scheduled (every round) "
+        f"| worst process-round {worst:.5f} | {'met' if worst >= 0.999 else 'NOT met'} |"
+    )
+    for key, limit in (("p50_ms", P_SAME), ("p99_ms", P_SAME)):
+        ratios = [b[key] / a[key] for a, b in pairs if a[key] > 0]
+        ratio = statistics.median(r[key] for r in many) / statistics.median(r[key] for r in one)
+        worst_proc = max(
+            statistics.median(r["per_server"][i][key] for r in many) for i in range(k)
+        ) / statistics.median(r[key] for r in one)
+        lines.append(
+            f"| {key[:3]} of {k} processes (overall, and the worse process) <= {limit:g}x "
+            f"1 process | {ratio:.2f}x, worse process {worst_proc:.2f}x (paired rounds "
+            f"{min(ratios):.2f}-{max(ratios):.2f}x) "
+            f"| {'met' if max(ratio, worst_proc) <= limit else 'NOT met'} |"
+        )
+    hops = [
+        r["per_server"][1]["p50_ms"] - r["per_server"][0]["p50_ms"]
+        for r in many
+        if len(r["per_server"]) > 1
+    ]
+    if hops:
+        fence = [b["per_server"][0]["p50_ms"] - a["p50_ms"] for a, b in pairs]
+        roles = sorted({"/".join(p["role"] for p in r["per_server"]) for r in many})
+        lines += [
+            "",
+            f"Follower p50 - leader p50 (the follower's extra hop: Redis pub/sub to it, per "
+            f"round): median {statistics.median(hops):.1f} ms (range {min(hops):.1f}-"
+            f"{max(hops):.1f}). Leader p50 - 1 process p50 (the leader publishes each feed step "
+            f"through a fenced Redis script before it delivers it, paired rounds): median "
+            f"{statistics.median(fence):.1f} ms (range {min(fence):.1f}-{max(fence):.1f}). "
+            f"Roles seen (process 1/2, from /health): {', '.join(roles)}.",
+        ]
+    lines += [
+        "",
+        "Per round (kind: load, delivered, p50/p99/max ms, server CPU µs/msg; for "
+        f"{k} processes the same per process):",
+        "",
+    ]
+    for r in results:
+        line = (
+            f"- {r['kind']}: load {r['load1']:.2f}, {r['delivered']:.5f}, "
+            f"{r['p50_ms']:.1f}/{r['p99_ms']:.1f}/{r['max_ms']:.1f}, {r['cpu_us_per_msg']:.1f}"
+        )
+        if r.get("closed_by_server"):
+            line += f" ({r['closed_by_server']} connections closed by the server)"
+        if r["kind"] == "scaleout":
+            line += " — " + "; ".join(
+                f"{p['role']}: {p['delivered']:.5f}, "
+                f"{p['p50_ms']:.1f}/{p['p99_ms']:.1f}/{p['max_ms']:.1f}, "
+                f"{_cpu_per_msg(p):.1f}"
+                for p in r["per_server"]
+            )
+        lines.append(line)
+    views = [
+        (r["kind"], v)
+        for r in results
+        for v in [p.get("server", {}) for p in r["per_server"]] or [r["server"]]
+        if "gc2_count" in v
+    ]
+    if views:
+        lines += [
+            "",
+            "Each hub server's own metrics over each window (full GCs / their total pause ms / "
+            "loop-lag samples > 100 ms / feed steps skipped of scheduled; the follower runs no "
+            "feed): "
+            + ", ".join(
+                f"{kind} {v['gc2_count']:.0f} / {1000 * v['gc2_sum']:.0f} / "
+                f"{v['loop_lag_over_100ms']:.0f} / {v.get('feed_skipped', 0):.0f} of "
+                f"{v.get('feed_scheduled', 0):.0f}"
+                for kind, v in views
+            )
+            + ".",
+        ]
+    return "\n".join(lines) + "\n"
+
+
+def _cpu_per_msg(per: dict[str, Any]) -> float:
+    return 1e6 * per.get("server_cpu_s", 0.0) / max(1, per["received"])
+
+
+P_SAME = 1.25  # "the same p99": within 25 % of one process's
+
+
 def main() -> None:
     if len(sys.argv) > 1 and sys.argv[1] == "serve":
         serve = serve_mytrader if sys.argv[2] == "mytrader" else serve_reference
@@ -567,16 +813,28 @@ def main() -> None:
     parser.add_argument("--output", type=Path, help="append the markdown report here")
     parser.add_argument("--json", type=Path, help="write every round's raw figures here")
     parser.add_argument("--verbose", action="store_true")
+    parser.add_argument(
+        "--processes",
+        type=int,
+        default=1,
+        help="2+: compare 1 process with this many sharing Redis (no reference rounds)",
+    )
+    parser.add_argument("--redis", default="redis://127.0.0.1:6379/0")
+    parser.add_argument("--client-cpu", type=int, default=1, help="CPU the client is pinned to")
     args = parser.parse_args()
     command = "python benchmarks/hub_wire.py " + " ".join(sys.argv[1:])
-    order = [k for i in range(args.rounds) for k in (KINDS if i % 2 == 0 else KINDS[::-1])]
+    kinds = KINDS if args.processes < 2 else ("mytrader", "scaleout")
+    order = [k for i in range(args.rounds) for k in (kinds if i % 2 == 0 else kinds[::-1])]
     results = []
     for kind in order:
         results.append(run_round(kind, args))
         print(json.dumps(results[-1]), file=sys.stderr, flush=True)
         if args.json:
             args.json.write_text(json.dumps(results, indent=1))
-    text = report(results, args, command)
+    if args.processes < 2:
+        text = report(results, args, command)
+    else:
+        text = report_scaleout(results, args, command)
     print(text)
     if args.output:
         with args.output.open("a") as out:
