@@ -117,6 +117,13 @@ class Metrics:
             ["hub", "direction"],
             registry=r,
         )
+        self.hub_direct_writes = Counter(
+            "mytrader_hub_direct_writes_total",
+            "Hub messages (of direction out) framed once per tick and written straight to the "
+            "socket, without the connection's writer task.",
+            ["hub"],
+            registry=r,
+        )
         self.orders = Counter(
             "mytrader_orders_total", "Order state changes by event.", ["event"], registry=r
         )

@@ -71,6 +71,7 @@ class HubCounters:
     received: int = 0
     sent: int = 0
     dropped: int = 0
+    direct: int = 0  # of ``sent``: written straight to the socket by ``push_frame``
 
 
 Dispatcher = Callable[["HubConnection", HubMessage], Awaitable[None]]
@@ -183,6 +184,7 @@ class HubConnection:
             direct.transport.write(frame)
             self._direct_batch = batch
             self._counts.sent += 1
+            self._counts.direct += 1
             self.last_sent = now
             return True
         return self.push(record)
@@ -364,7 +366,7 @@ class DirectWriter:
 
     __slots__ = ("owner", "transport", "writable", "ws")
 
-    def __init__(self, owner: object, transport: asyncio.Transport, writable: asyncio.Event):
+    def __init__(self, owner: object, transport: asyncio.WriteTransport, writable: asyncio.Event):
         self.owner = owner
         self.transport = transport
         self.writable = writable
@@ -377,13 +379,16 @@ class DirectWriter:
         writable = getattr(owner, "writable", None)
         ws = getattr(owner, "conn", None)
         if not (
-            isinstance(transport, asyncio.Transport)
+            # duck-typed: uvloop's transports are not asyncio.Transport subclasses
+            callable(getattr(transport, "write", None))
+            and callable(getattr(transport, "is_closing", None))
             and isinstance(writable, asyncio.Event)
             and ws is not None
             and hasattr(owner, "close_sent")
             and not getattr(ws, "extensions", None)  # permessage-deflate: frames differ
         ):
             return None
+        assert transport is not None
         return cls(owner, transport, writable)
 
     def ready(self) -> bool:

@@ -270,7 +270,9 @@ class HubServer:
             ):
                 if value:
                     messages.labels(hub, direction).inc(value)
-            counts.received = counts.sent = counts.dropped = 0
+            if counts.direct:
+                self.ctx.metrics.hub_direct_writes.labels(hub).inc(counts.direct)
+            counts.received = counts.sent = counts.dropped = counts.direct = 0
 
     # ---- keep-alive --------------------------------------------------------------------------
 
