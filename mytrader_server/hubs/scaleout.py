@@ -32,7 +32,7 @@ import logging
 import time
 import uuid
 from collections import deque
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import replace
 from typing import Any, Final
 
@@ -90,7 +90,7 @@ return 0
 # ---- wire format -----------------------------------------------------------------------------
 
 
-def encode_batch(origin: str, events: list[Event]) -> str:
+def encode_batch(origin: str, events: Sequence[Event]) -> str:
     """One Redis message: the sending process and its events, in order."""
     items: list[JSONValue] = []
     for event in events:
@@ -459,7 +459,7 @@ class FeedLeader:
                     self.bus.channel,
                     self.seq_key,
                     lease,
-                    encode_batch(self.identity, list[Event](stamped)),
+                    encode_batch(self.identity, stamped),
                     seq,
                 )
         except Exception as exc:

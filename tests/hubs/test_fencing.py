@@ -16,7 +16,7 @@ from dataclasses import dataclass, field, replace
 import pytest
 import redis.asyncio as aioredis
 
-from mytrader_server.events import Event, Tick
+from mytrader_server.events import Tick
 from mytrader_server.hubs.scaleout import FeedLeader, RedisBus, encode_batch
 from mytrader_server.market.feed import SimulatedFeed
 from mytrader_server.market.service import MarketService
@@ -122,7 +122,7 @@ async def test_ticks_of_an_older_epoch_never_reach_clients_or_the_quotes(
 
     async def send(epoch: int, seq: int, price: str) -> None:
         tick = replace(_step(a.market, seq)[0], price=price, epoch=epoch)
-        await raw.publish(f"{prefix}:events", encode_batch("other", list[Event]([tick])))
+        await raw.publish(f"{prefix}:events", encode_batch("other", [tick]))
         await _settle()
 
     try:
