@@ -31,6 +31,7 @@ from collections.abc import Callable
 from typing import Final
 
 import redis.asyncio as aioredis
+from redis.commands.core import AsyncScript
 
 from mytrader_server.ratelimit import RateLimiter
 
@@ -68,11 +69,18 @@ class RedisRateLimiter:
     ) -> None:
         self._client = client
         self._cut_off = cut_off
+        self._script: AsyncScript | None = None
         self._prefix = f"{prefix}:ratelimit:{name}:"
         self._interval_us = math.ceil(60_000_000 / rate_per_minute)
         self._burst = rate_per_minute
         self.local = RateLimiter(rate_per_minute)  # used while Redis does not answer
         self._warned_at = -math.inf
+
+    def _gcra(self, redis: aioredis.Redis) -> AsyncScript:
+        """The script bound to this client: EVALSHA, not the script's text, on every request."""
+        if self._script is None or self._script.registered_client is not redis:
+            self._script = redis.register_script(_GCRA)
+        return self._script
 
     async def acquire(self, key: str) -> float:
         """Spend one token for ``key``; 0 if allowed, else whole seconds until one is free."""
@@ -82,7 +90,9 @@ class RedisRateLimiter:
         try:
             async with asyncio.timeout(TIMEOUT_S):
                 wait_us = int(
-                    await redis.eval(_GCRA, 1, self._prefix + key, self._interval_us, self._burst)
+                    await self._gcra(redis)(
+                        keys=[self._prefix + key], args=[self._interval_us, self._burst]
+                    )
                 )
         except Exception as exc:  # Redis down or slow: this process's own bucket decides
             if time.monotonic() - self._warned_at > 60:
