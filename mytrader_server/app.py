@@ -71,7 +71,10 @@ def build_context(settings: Settings) -> ServerContext:
     )
 
 
-def create_app(settings: Settings) -> FastAPI:
+def create_app(settings: Settings, route_hub_sockets: bool = True) -> FastAPI:
+    """The app. ``route_hub_sockets=False``: the caller routes hub WebSockets itself, with a
+    ``HubMiddleware`` in front of the app (``build_server``), so that HTTP requests do not pass
+    through a second one."""
     ctx = build_context(settings)
     engine = OrderEngine(ctx.sessions, ctx.writer_sessions, ctx.market, ctx.bus, ctx.metrics)
 
@@ -124,9 +127,11 @@ def create_app(settings: Settings) -> FastAPI:
         return Response(ctx.metrics.render(), media_type="text/plain; version=0.0.4")
 
     _install_error_handlers(app)
-    install_hubs(app, ctx)
+    install_hubs(app, ctx, route_sockets=route_hub_sockets)
     hubs = app.state.hubs
-    monitor = RuntimeMonitor(ctx.metrics, lambda: len(hubs.connections))
+    monitor = RuntimeMonitor(
+        ctx.metrics, lambda: len(hubs.connections), sample_s=settings.loop_sample_s
+    )
     app.state.runtime = monitor
     app.add_middleware(
         RequestMiddleware,

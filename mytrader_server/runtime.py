@@ -1,8 +1,10 @@
 """The process's own health: event-loop lag, garbage-collection pauses, and keeping the cyclic
 collector's full passes off the hub hot path (issue 14).
 
-- **Event-loop lag**: a task sleeps ``LOOP_SAMPLE_S`` and records how much later than asked it
-  woke up (one timer per process; the cost is a wake-up every 100 ms).
+- **Event-loop lag**: a task sleeps ``sample_s`` (``MYTRADER_LOOP_SAMPLE_S``, default 100 ms)
+  and records how much later than asked it woke up (one timer per process; the cost is one
+  wake-up per period). Any pause of the loop longer than ``sample_s + x`` covers a wake-up and
+  shows as a sample over ``x``; a sample over ``x`` is a pause of at least ``x``.
 - **GC pauses**: a ``gc.callbacks`` hook times every collection by generation.
 - **Re-freezing**: ``gc.freeze()`` at start-up covers only start-up objects. Every hub
   connection keeps ~120 tracked objects for its whole life, and a full (generation 2) collection
@@ -26,15 +28,17 @@ from typing import Any, Final
 
 from mytrader_server.metrics import Metrics
 
-LOOP_SAMPLE_S: Final = 0.1
 SETTLE_CHECK_S: Final = 2.0
 REFREEZE_MIN_NEW: Final = 100
 FULL_PASS_S: Final = 3600.0
 
 
 class RuntimeMonitor:
-    def __init__(self, metrics: Metrics, connections: Callable[[], int]) -> None:
+    def __init__(
+        self, metrics: Metrics, connections: Callable[[], int], sample_s: float = 0.1
+    ) -> None:
         self._metrics = metrics
+        self._sample_s = sample_s
         self._connections = connections
         self._gc_children = [metrics.gc_pause.labels(str(g)) for g in range(3)]
         self._gc_started = 0.0
@@ -85,8 +89,8 @@ class RuntimeMonitor:
         lag_now = self._metrics.loop_lag_now
         next_settle = loop.time() + SETTLE_CHECK_S
         while True:
-            asked = loop.time() + LOOP_SAMPLE_S
-            await asyncio.sleep(LOOP_SAMPLE_S)
+            asked = loop.time() + self._sample_s
+            await asyncio.sleep(self._sample_s)
             now = loop.time()
             late = max(0.0, now - asked)
             lag.observe(late)

@@ -53,7 +53,7 @@ class MyTraderServer(ReadyFileServer):
 def build_server(
     settings: Settings, ready_file: Path | None = None, access_log: bool = False
 ) -> MyTraderServer:
-    app = create_app(settings)
+    app = create_app(settings, route_hub_sockets=False)
     trusted = settings.forwarded_allow_ips.strip()
     # Hub WebSockets go straight to the hub server, outside FastAPI's middleware stack: each
     # connection's task then holds no middleware coroutine frames (see docs/hubs.md).

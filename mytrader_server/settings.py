@@ -53,6 +53,9 @@ class Settings(BaseSettings):
     login_rate_per_minute: int = Field(default=20, ge=1)
     order_rate_per_minute: int = Field(default=600, ge=1)
     forwarded_allow_ips: str = ""
+    # the event-loop lag sampler's period (mytrader_event_loop_lag_seconds): a pause longer
+    # than this plus x shows as a sample over x
+    loop_sample_s: float = Field(default=0.1, ge=0.001, le=10)
 
     hub_keepalive_s: float = Field(default=15.0, gt=0)
     hub_client_timeout_s: float = Field(default=30.0, gt=0)

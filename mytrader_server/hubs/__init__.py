@@ -17,8 +17,11 @@ from fastapi import FastAPI
 from mytrader_server.context import ServerContext
 
 
-def install_hubs(app: FastAPI, ctx: ServerContext) -> None:
-    """Mount the hubs on ``app`` (``app.state.engine`` must be set)."""
+def install_hubs(app: FastAPI, ctx: ServerContext, route_sockets: bool = True) -> None:
+    """Mount the hubs on ``app`` (``app.state.engine`` must be set).
+
+    ``route_sockets=False`` leaves the hub WebSockets to a ``HubMiddleware`` the caller puts in
+    front of the whole app (``build_server`` does)."""
     from mytrader_server.hubs.endpoint import install
 
-    install(app, ctx)
+    install(app, ctx, route_sockets)

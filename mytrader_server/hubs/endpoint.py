@@ -77,6 +77,7 @@ class HubServer:
         self.ctx = ctx
         self.settings = ctx.settings
         self.fanout = FanOut()
+        self._slices_counted = 0  # fan-out resumptions already added to the metric
         self.dispatch = Dispatcher(HubServices(self.fanout, ctx.market, engine))
         self.negotiations = Negotiations(ctx.bus)
         self.connections: set[HubConnection] = set()
@@ -273,6 +274,10 @@ class HubServer:
             if counts.direct:
                 self.ctx.metrics.hub_direct_writes.labels(hub).inc(counts.direct)
             counts.received = counts.sent = counts.dropped = counts.direct = 0
+        resumed = self.fanout.slices - self._slices_counted
+        if resumed:
+            self.ctx.metrics.hub_fanout_resumed.inc(resumed)
+            self._slices_counted = self.fanout.slices
 
     # ---- keep-alive --------------------------------------------------------------------------
 
@@ -420,13 +425,14 @@ class HubMiddleware:
         return self.app(scope, receive, send)
 
 
-def install(app: FastAPI, ctx: ServerContext) -> HubServer:
+def install(app: FastAPI, ctx: ServerContext, route_sockets: bool = True) -> HubServer:
     engine: OrderEngine = app.state.engine
     server = HubServer(ctx, engine)
     app.state.hubs = server
     app.add_api_route(
         "/hubs/{hub}/negotiate", server.negotiate, methods=["POST"], include_in_schema=False
     )
-    app.add_middleware(HubMiddleware, server=server)
+    if route_sockets:
+        app.add_middleware(HubMiddleware, server=server)
     install_log_redaction()
     return server

@@ -6,6 +6,12 @@ the same WebSocket frame bytes are written to every subscribed connection whose 
 ASGI message is created per client and tick. A ``UserEvent`` is routed by ``(hub, user_id)``
 only, so an order update can reach nobody but the connections of the user who owns the order
 (S1).
+
+A tick's fan-out holds the event loop for at most ``SLICE_S`` at a time: past that it yields
+and goes on in the next loop iteration (``_drain``), so timers, pings, health checks and new
+connections are served in between, with no pause of the loop growing with the connection
+count. Fan-outs are done one after the other, in the order the ticks came, so every
+connection still receives a symbol's ticks in order.
 """
 
 from __future__ import annotations
@@ -13,7 +19,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections import defaultdict
+from collections import defaultdict, deque
+from dataclasses import dataclass
 from typing import Final
 
 from mytrader_server.events import Event, Tick, UserEvent
@@ -28,6 +35,18 @@ TRADING: Final = "trading"
 PORTFOLIO: Final = "portfolio"
 HUB_FOR_TARGET: Final = {"OrderUpdate": TRADING, "PortfolioUpdate": PORTFOLIO}
 RECEIVE_MARKET_DATA: Final = "ReceiveMarketData"
+SLICE_S: Final = 0.004  # the longest stretch one fan-out holds the event loop
+CLOCK_EVERY: Final = 64  # connections written between two looks at the clock
+
+
+@dataclass(slots=True)
+class _Delivery:
+    """One tick's fan-out still under way: its frame and who is yet to get it."""
+
+    record: str
+    frame: bytes
+    conns: list[HubConnection]
+    done: int = 0
 
 
 def tick_json(tick: Tick) -> str:
@@ -45,6 +64,11 @@ class FanOut:
         self.ticks_seen = 0
         self._batch = 0  # numbers event-loop iterations that fan ticks out
         self._batch_open = False
+        self._pending: deque[_Delivery] = deque()  # fan-outs in tick order, the first under way
+        self._draining = False
+        self.slices = (
+            0  # loop iterations that resumed a fan-out (mytrader_hub_fanout_resumed_total)
+        )
 
     # ---- subscriptions ---------------------------------------------------------------------
 
@@ -107,13 +131,54 @@ class FanOut:
         if subscribers:
             record = encode_invocation_raw(RECEIVE_MARKET_DATA, payload)
             frame = text_frame(record)  # serialised and framed once for every subscriber
-            now = time.monotonic()
-            batch = self._current_batch()
-            for conn in list(subscribers):
-                conn.push_frame(record, frame, now, batch)
+            self._pending.append(_Delivery(record, frame, list(subscribers)))
+            if not self._draining:
+                self._drain()
         if streams:
             for stream in list(streams):
                 stream.on_tick(payload)
+
+    def _drain(self) -> None:
+        """Write pending fan-outs in order until done or ``SLICE_S`` has passed; then go on in
+        the next event-loop iteration."""
+        started = time.perf_counter()
+        now = time.monotonic()
+        batch = self._current_batch()
+        pending = self._pending
+        while pending:
+            job = pending[0]
+            conns, record, frame = job.conns, job.record, job.frame
+            i, end = job.done, len(conns)
+            while i < end:
+                stop = min(end, i + CLOCK_EVERY)
+                for conn in conns[i:stop]:
+                    conn.push_frame(record, frame, now, batch)
+                i = stop
+                if i < end and time.perf_counter() - started >= SLICE_S:
+                    job.done = i
+                    self._resume_later()
+                    return
+            pending.popleft()
+        self._draining = False
+
+    def _resume_later(self) -> None:
+        self._draining = True
+        try:
+            asyncio.get_running_loop().call_soon(self._resume)
+        except RuntimeError:  # no loop (a synchronous caller): finish now
+            self._finish()
+
+    def _resume(self) -> None:
+        self.slices += 1
+        self._drain()
+
+    def _finish(self) -> None:
+        now, batch = time.monotonic(), self._current_batch()
+        while self._pending:
+            job = self._pending.popleft()
+            for conn in job.conns[job.done :]:
+                conn.push_frame(job.record, job.frame, now, batch)
+        self._draining = False
 
     def _current_batch(self) -> int:
         """The number of this event-loop iteration's fan-out (a new one after each iteration)."""

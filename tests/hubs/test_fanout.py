@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 from mytrader_server.auth.tokens import Principal
 from mytrader_server.events import Tick, UserEvent
 from mytrader_server.hubs.connection import HubConnection, HubCounters
+from mytrader_server.hubs import fanout as fanout_module
 from mytrader_server.hubs.fanout import HUB_FOR_TARGET, FanOut
 from mytrader_server.hubs.protocol import RS, ConnectionState
 
@@ -112,3 +113,91 @@ def test_text_frame_is_what_websockets_would_send() -> None:
         with pytest.raises(StopIteration) as done:
             next(parser)
         assert done.value.value.data == payload.encode()
+
+
+def _tick(symbol: str, seq: int) -> Tick:
+    return Tick(symbol, f"{seq}.00", "0.99", "1.01", seq, seq, "2026-01-01T00:00:00Z", seq)
+
+
+def _seqs(conn: HubConnection) -> list[tuple[str, int]]:
+    return [
+        (str(r["arguments"][0]["symbol"]), int(r["arguments"][0]["volume"]))  # type: ignore[index]
+        for r in _queued(conn)
+    ]
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    st.lists(
+        st.tuples(st.sampled_from(["AAPL", "MSFT"]), st.integers(0, 3), st.integers(0, 6)),
+        min_size=1,
+        max_size=25,
+    ),
+    st.integers(1, 7),
+)
+def test_sliced_fan_out_delivers_every_tick_in_order(
+    steps: list[tuple[str, int, int]], clock_every: int
+) -> None:
+    """With a zero time slice every fan-out yields the loop after each few connections; ticks
+    published meanwhile, and connections subscribing or leaving between ticks (which reorders
+    the subscriber set), still give every connection exactly its symbols' ticks, in order."""
+
+    async def run() -> None:
+        with pytest.MonkeyPatch.context() as mp:
+            mp.setattr(fanout_module, "SLICE_S", 0.0)
+            mp.setattr(fanout_module, "CLOCK_EVERY", clock_every)
+            fanout = FanOut()
+            conns = [_connection("market-data", "u", i) for i in range(30)]
+            expected: dict[HubConnection, list[tuple[str, int]]] = {c: [] for c in conns}
+            active: set[HubConnection] = set()
+            for i, c in enumerate(conns):
+                if i % 3 != 2:  # a third join later
+                    fanout.subscribe(c, ["AAPL"] if i % 2 else ["AAPL", "MSFT"])
+                    active.add(c)
+            for seq, (symbol, yields, churn) in enumerate(steps, start=1):
+                late = conns[(seq * 7) % len(conns)]
+                if churn == 0 and late in active:  # leaves: gets nothing from here on
+                    fanout.remove(late)
+                    active.discard(late)
+                elif churn == 1 and late not in active:
+                    fanout.subscribe(late, ["MSFT", "AAPL"])
+                    active.add(late)
+                fanout.on_event(_tick(symbol, seq))
+                for c in active:
+                    if symbol in c.symbols:
+                        expected[c].append((symbol, seq))
+                for _ in range(yields):  # let some slices run before the next tick, or none
+                    await asyncio.sleep(0)
+            for _ in range(10_000):
+                if not fanout._pending:
+                    break
+                await asyncio.sleep(0)
+            assert not fanout._pending and not fanout._draining
+            for c in conns:
+                assert _seqs(c) == expected[c]
+            assert fanout.slices > 0
+
+    asyncio.run(run())
+
+
+def test_a_long_fan_out_gives_the_loop_back() -> None:
+    """A timer due during a 3000-connection fan-out runs before the fan-out ends: the loop is
+    never held for the whole walk."""
+
+    async def run() -> None:
+        fanout = FanOut()
+        conns = [_connection("market-data", "u", i) for i in range(3000)]
+        for c in conns:
+            fanout.subscribe(c, ["AAPL"])
+        seen_at_timer: list[int] = []
+        loop = asyncio.get_running_loop()
+        loop.call_soon(lambda: seen_at_timer.append(sum(1 for c in conns if c._queue)))
+        with pytest.MonkeyPatch.context() as mp:
+            mp.setattr(fanout_module, "SLICE_S", 0.0)
+            fanout.on_event(_tick("AAPL", 1))
+            while fanout._pending:
+                await asyncio.sleep(0)
+        assert seen_at_timer and 0 < seen_at_timer[0] < len(conns)
+        assert all(len(c._queue) == 1 for c in conns)
+
+    asyncio.run(run())

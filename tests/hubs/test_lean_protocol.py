@@ -4,11 +4,16 @@ from __future__ import annotations
 
 import asyncio
 
+from fastapi import FastAPI
 from websockets.frames import Frame, Opcode
 from websockets.http11 import Request
 from websockets.server import ServerProtocol
 
+from mytrader_server.app import create_app
+from mytrader_server.hubs.endpoint import HubMiddleware
+from mytrader_server.server import build_server
 from mytrader_server.serving import ListEvent, ReceiveQueue, _restart_frame_parser
+from mytrader_server.settings import Settings
 
 UPGRADE = (
     b"GET /hubs/market-data HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\n"
@@ -93,3 +98,14 @@ def test_the_parser_is_kept_when_a_frame_arrived_with_the_handshake() -> None:
     (frame,) = conn.events_received()
     assert isinstance(frame, Frame)
     assert frame.data == b"early"
+
+
+def test_a_built_server_routes_hub_sockets_in_front_only(settings: Settings) -> None:
+    """``build_server`` puts one HubMiddleware in front of the app; the app then has none of
+    its own, so an HTTP request passes one scope check, not two. ``create_app`` alone (tests,
+    any other ASGI server) keeps its own."""
+    front = build_server(settings).config.app
+    assert isinstance(front, HubMiddleware)
+    assert isinstance(front.app, FastAPI)
+    assert not [m for m in front.app.user_middleware if m.cls is HubMiddleware]
+    assert [m for m in create_app(settings).user_middleware if m.cls is HubMiddleware]

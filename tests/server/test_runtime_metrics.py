@@ -52,6 +52,25 @@ def test_a_blocked_loop_shows_in_the_lag_metric(settings_for: Callable[..., Sett
         assert _metric(after, "mytrader_event_loop_lag_seconds_sum") >= 0.25
 
 
+def test_a_fine_sampling_period_catches_a_pause_just_over_20_ms(
+    settings_for: Callable[..., Settings],
+) -> None:
+    """Sampling every 5 ms, any pause over 25 ms shows as a sample over 20 ms (the bucket
+    issue 14's 'no pause over 20 ms' is read from)."""
+    with TestClient(create_app(settings_for(loop_sample_s=0.005))) as client:
+        over_20 = 'mytrader_event_loop_lag_seconds_bucket{le="0.02"}'
+        count = "mytrader_event_loop_lag_seconds_count"
+        assert wait_for(lambda: _metric(client.get("/metrics").text, count) >= 20)
+        text = client.get("/metrics").text
+        client.portal.call(time.sleep, 0.03)  # type: ignore[union-attr]  # blocks the loop
+        assert wait_for(lambda: _metric(client.get("/metrics").text, count) > _metric(text, count))
+        after = client.get("/metrics").text
+        lagged = (_metric(after, count) - _metric(after, over_20)) - (
+            _metric(text, count) - _metric(text, over_20)
+        )
+        assert lagged >= 1
+
+
 def test_refreezes_once_new_connections_settle() -> None:
     connections = {"n": 0}
     monitor = RuntimeMonitor(Metrics(), lambda: connections["n"])
