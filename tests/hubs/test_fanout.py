@@ -11,8 +11,8 @@ from hypothesis import strategies as st
 
 from mytrader_server.auth.tokens import Principal
 from mytrader_server.events import Tick, UserEvent
-from mytrader_server.hubs.connection import HubConnection, HubCounters
 from mytrader_server.hubs import fanout as fanout_module
+from mytrader_server.hubs.connection import HubConnection, HubCounters
 from mytrader_server.hubs.fanout import HUB_FOR_TARGET, FanOut
 from mytrader_server.hubs.protocol import RS, ConnectionState
 
@@ -172,7 +172,8 @@ def test_sliced_fan_out_delivers_every_tick_in_order(
                 if not fanout._pending:
                     break
                 await asyncio.sleep(0)
-            assert not fanout._pending and not fanout._draining
+            assert not fanout._pending
+            assert not fanout._draining
             for c in conns:
                 assert _seqs(c) == expected[c]
             assert fanout.slices > 0
@@ -197,7 +198,8 @@ def test_a_long_fan_out_gives_the_loop_back() -> None:
             fanout.on_event(_tick("AAPL", 1))
             while fanout._pending:
                 await asyncio.sleep(0)
-        assert seen_at_timer and 0 < seen_at_timer[0] < len(conns)
+        assert seen_at_timer
+        assert 0 < seen_at_timer[0] < len(conns)
         assert all(len(c._queue) == 1 for c in conns)
 
     asyncio.run(run())
