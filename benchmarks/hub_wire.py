@@ -8,7 +8,7 @@ opens the WebSocket with the connection token, does the JSON handshake and calls
 ``websockets.broadcast`` with a record of the same shape and size on the same fixed-rate
 schedule. Rounds run on fresh servers in the order hub, reference, reference, hub, ... so that
 machine noise hits both alike; the server is pinned to CPU 0 and the client to CPU 1
-(``sched_setaffinity``, what ``taskset`` does).
+(``sched_setaffinity``, what ``taskset`` does), the client at niceness ``--client-nice`` (10).
 
 Measured per round, over a window [T0, T1) that starts after every client is subscribed and a
 warm-up has passed:
@@ -445,11 +445,13 @@ def scrape(url: str) -> dict[str, float]:
     }
 
 
-def pinned(cpu: int) -> Any:
+def pinned(cpu: int, nice: int = 0) -> Any:
     def pin() -> None:
         with contextlib.suppress(OSError, AttributeError):
             if (os.cpu_count() or 1) > 1:
                 os.sched_setaffinity(0, {cpu})
+        if nice:
+            os.nice(nice)
 
     return pin
 
@@ -536,7 +538,9 @@ def run_round(kind: str, args: argparse.Namespace) -> dict[str, Any]:
                 str(args.interval),
                 args.pings,
             ],
-            preexec_fn=pinned(args.client_cpu),
+            # the client is the instrument: where it shares a CPU with a server (the follower
+            # in --processes 2) it yields to it, as a client on another machine would
+            preexec_fn=pinned(args.client_cpu, args.client_nice),
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             text=True,
@@ -719,7 +723,8 @@ def report_scaleout(results: list[dict[str, Any]], args: argparse.Namespace, com
         f"round (its keys deleted after). The single process is the embedded default (no "
         f"Redis) on CPU 0; the {k} processes share Redis ({args.redis}) and one SQLite data dir, "
         f"{cpus}; the client (one process, clients dealt round-robin) on CPU "
-        f"{args.client_cpu} in both. Load average (1 min) at round starts "
+        f"{args.client_cpu} in both, at niceness {args.client_nice} (so the follower sharing its "
+        f"CPU runs first). Load average (1 min) at round starts "
         f"{min(r['load1'] for r in results):.2f}-{max(r['load1'] for r in results):.2f} on "
         f"{os.cpu_count()} CPUs (Redis itself is not pinned).",
         "",
@@ -862,6 +867,9 @@ def main() -> None:
     )
     parser.add_argument("--redis", default="redis://127.0.0.1:6379/0")
     parser.add_argument("--client-cpu", type=int, default=1, help="CPU the client is pinned to")
+    parser.add_argument(
+        "--client-nice", type=int, default=10, help="the client's niceness (0: as the servers)"
+    )
     parser.add_argument(
         "--pings",
         choices=("staggered", "synchronized"),
