@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import base64
 import contextlib
 import json
 import os
@@ -39,6 +38,8 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+
+from rawws import PING, PONG, TEXT, client_frame, take_frames, take_upgrade, upgrade_request
 
 RS = b"\x1e"
 SYMBOL = "AAPL"
@@ -214,60 +215,27 @@ class RawClient(asyncio.Protocol):
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         assert isinstance(transport, asyncio.Transport)
         self.transport = transport
-        key = base64.b64encode(os.urandom(16)).decode()
-        transport.write(
-            (
-                f"GET {self.path} HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\n"
-                f"Connection: Upgrade\r\nSec-WebSocket-Key: {key}\r\n"
-                "Sec-WebSocket-Version: 13\r\n\r\n"
-            ).encode()
-        )
+        transport.write(upgrade_request(self.path))
 
     def send(self, opcode: int, payload: bytes) -> None:
-        mask = os.urandom(4)
-        masked = bytes(b ^ mask[i % 4] for i, b in enumerate(payload))
-        n = len(payload)
-        if n < 126:
-            head = bytes([0x80 | opcode, 0x80 | n])
-        else:
-            head = bytes([0x80 | opcode, 0x80 | 126]) + n.to_bytes(2, "big")
         assert self.transport is not None
-        self.transport.write(head + mask + masked)
+        self.transport.write(client_frame(payload, opcode))
 
     def data_received(self, data: bytes) -> None:
         buf = self.buf
         buf += data
         if not self.upgraded:
-            end = buf.find(b"\r\n\r\n")
-            if end < 0:
+            if not take_upgrade(buf):
                 return
-            assert b" 101 " in buf[: end + 4].split(b"\r\n", 1)[0], bytes(buf[:200])
-            del buf[: end + 4]
             self.upgraded = True
             for message in self.hello:
-                self.send(0x1, message)
+                self.send(TEXT, message)
             if not self.hello:
                 self.subscribed = True
                 self.stats.ready += 1
-        pos, size = 0, len(buf)
         stats = self.stats
-        while size - pos >= 2:
-            b0, b1 = buf[pos], buf[pos + 1]
-            length, head = b1 & 0x7F, 2
-            if length == 126:
-                if size - pos < 4:
-                    break
-                length, head = int.from_bytes(buf[pos + 2 : pos + 4], "big"), 4
-            elif length == 127:
-                if size - pos < 10:
-                    break
-                length, head = int.from_bytes(buf[pos + 2 : pos + 10], "big"), 10
-            if size - pos < head + length:
-                break
-            start = pos + head
-            opcode = b0 & 0x0F
-            if opcode == 0x1:
-                payload = bytes(buf[start : start + length])
+        for opcode, payload in take_frames(buf):
+            if opcode == TEXT:
                 if not self.subscribed:
                     if b'"type":3' in payload:
                         self.subscribed = True
@@ -283,11 +251,8 @@ class RawClient(asyncio.Protocol):
                             stamp = payload[at : at + 26].decode()
                             sent = datetime.fromisoformat(stamp).replace(tzinfo=UTC).timestamp()
                             stats.latencies.append(time.time() - sent)
-            elif opcode == 0x9:
-                self.send(0xA, bytes(buf[start : start + length]))
-            pos = start + length
-        if pos:
-            del buf[:pos]
+            elif opcode == PING:
+                self.send(PONG, payload)
 
 
 async def run_client(url: str, kind: str, connections: int, phases: list[dict[str, Any]]) -> None:

@@ -41,7 +41,6 @@ Loopback only. About 25 s per round at 1000 clients.
 from __future__ import annotations
 
 import argparse
-import base64
 import contextlib
 import http.client
 import json
@@ -59,6 +58,8 @@ import urllib.request
 from datetime import datetime
 from pathlib import Path
 from typing import Any
+
+from rawws import PING, PONG, TEXT, client_frame, take_frames, take_upgrade, upgrade_request
 
 PING_S = 10.0  # each client's keep-alive period (the hub's client timeout is 30 s)
 SO_TIMESTAMPNS = 35  # Linux; SCM_TIMESTAMPNS has the same value (Python does not export it)
@@ -135,18 +136,6 @@ class Conn:
         self.got = 0
 
 
-def _frame(payload: bytes, opcode: int = 0x1) -> bytes:
-    mask = os.urandom(4)
-    n = len(payload)
-    key = int.from_bytes((mask * (n // 4 + 1))[:n], "big")
-    masked = (int.from_bytes(payload, "big") ^ key).to_bytes(n, "big") if n else b""
-    if n < 126:
-        head = bytes([0x80 | opcode, 0x80 | n])
-    else:
-        head = bytes([0x80 | opcode, 0x80 | 126]) + n.to_bytes(2, "big")
-    return head + mask + masked
-
-
 def _parse_stamp(record: bytes) -> float | None:
     at = record.find(b'"timestamp":"')
     if at < 0:
@@ -200,12 +189,7 @@ def run_client(kind: str, urls: str, n: int, interval: float, pings: str = "stag
         sock = socket.create_connection((host, port))
         sock.setsockopt(socket.SOL_SOCKET, SO_TIMESTAMPNS, 1)
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        key = base64.b64encode(os.urandom(16)).decode()
-        sock.sendall(
-            f"GET {path} HTTP/1.1\r\nHost: {host}\r\nUpgrade: websocket\r\n"
-            f"Connection: Upgrade\r\nSec-WebSocket-Key: {key}\r\n"
-            "Sec-WebSocket-Version: 13\r\n\r\n".encode()
-        )
+        sock.sendall(upgrade_request(path, host))
         sock.setblocking(False)
         conn = Conn(sock, index)
         conns.append(conn)
@@ -272,40 +256,19 @@ def run_client(kind: str, urls: str, n: int, interval: float, pings: str = "stag
         buf = conn.buf
         buf += data
         if not conn.upgraded:
-            end = buf.find(b"\r\n\r\n")
-            if end < 0:
+            if not take_upgrade(buf):
                 return
-            assert b" 101 " in buf[: end + 4].split(b"\r\n", 1)[0], bytes(buf[:200])
-            del buf[: end + 4]
             conn.upgraded = True
             for message in hello:
-                conn.sock.send(_frame(message))
+                conn.sock.send(client_frame(message))
             if not hello:
                 conn.ready = True
                 ready_count += 1
-        pos, size = 0, len(buf)
-        while size - pos >= 2:
-            b0, b1 = buf[pos], buf[pos + 1]
-            length, head = b1 & 0x7F, 2
-            if length == 126:
-                if size - pos < 4:
-                    break
-                length, head = int.from_bytes(buf[pos + 2 : pos + 4], "big"), 4
-            elif length == 127:
-                if size - pos < 10:
-                    break
-                length, head = int.from_bytes(buf[pos + 2 : pos + 10], "big"), 10
-            if size - pos < head + length:
-                break
-            start = pos + head
-            opcode = b0 & 0x0F
-            if opcode == 0x1:
-                on_text(conn, bytes(buf[start : start + length]), kernel_ts)
-            elif opcode == 0x9:
-                conn.sock.send(_frame(bytes(buf[start : start + length]), 0xA))
-            pos = start + length
-        if pos:
-            del buf[:pos]
+        for opcode, payload in take_frames(buf):
+            if opcode == TEXT:
+                on_text(conn, payload, kernel_ts)
+            elif opcode == PING:
+                conn.sock.send(client_frame(payload, PONG))
 
     def pump(timeout: float) -> None:
         for key, _ in sel.select(timeout):
@@ -331,7 +294,7 @@ def run_client(kind: str, urls: str, n: int, interval: float, pings: str = "stag
             for conn in due:
                 if conn.ready:
                     with contextlib.suppress(OSError):
-                        conn.sock.send(_frame(ping))
+                        conn.sock.send(client_frame(ping))
 
     for i in range(n):
         open_one(i % len(addrs))
