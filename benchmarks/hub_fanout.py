@@ -126,7 +126,7 @@ def serve_mytrader(ready: Path) -> None:
         log_level="warning",
     )
     server = build_server(settings, ready_file=ready)
-    app = server.config.app
+    app = server.config.app.app  # build_server puts a HubMiddleware in front of the app
     ctx = app.state.ctx
     ctx.market.runs_feed = False  # only benchmark ticks
     hubs = app.state.hubs
