@@ -135,7 +135,8 @@ def serve_mytrader(ready: Path) -> None:
         ctx.bus.publish(tick)
 
     def backlog() -> int:
-        return max((c.queued for c in hubs.connections), default=0)
+        # queued at a connection, plus ticks whose sliced fan-out has not reached it yet
+        return max((c.queued for c in hubs.connections), default=0) + len(hubs.fanout._pending)
 
     async def control(ws: WebSocket) -> None:
         await ws.accept()

@@ -11,7 +11,11 @@ A tick's fan-out holds the event loop for at most ``SLICE_S`` at a time: past th
 and goes on in the next loop iteration (``_drain``), so timers, pings, health checks and new
 connections are served in between, with no pause of the loop growing with the connection
 count. Fan-outs are done one after the other, in the order the ticks came, so every
-connection still receives a symbol's ticks in order.
+connection still receives a symbol's ticks in order. Ticks that came in the same loop iteration
+(a burst) keep that iteration's batch number, so a connection gets the first of them straight
+away and the rest coalesced by its writer. When ticks come faster than the sockets take them
+and more than ``MAX_PENDING_WRITES`` writes are pending, the publisher waits for all of them
+(``_finish``): the loop pauses, as before the slicing, rather than the backlog growing.
 """
 
 from __future__ import annotations
@@ -37,6 +41,10 @@ HUB_FOR_TARGET: Final = {"OrderUpdate": TRADING, "PortfolioUpdate": PORTFOLIO}
 RECEIVE_MARKET_DATA: Final = "ReceiveMarketData"
 SLICE_S: Final = 0.004  # the longest stretch one fan-out holds the event loop
 CLOCK_EVERY: Final = 64  # connections written between two looks at the clock
+# Past this many writes still pending, a new tick's fan-out finishes every pending one before
+# the publisher goes on: the producer waits, as with an unsliced fan-out, instead of the
+# backlog (and its latency and memory) growing without bound when ticks outpace the sockets.
+MAX_PENDING_WRITES: Final = 20_000
 
 
 @dataclass(slots=True)
@@ -46,6 +54,7 @@ class _Delivery:
     record: str
     frame: bytes
     conns: list[HubConnection]
+    batch: int  # the loop iteration the tick came in: a burst's records coalesce per connection
     done: int = 0
 
 
@@ -66,9 +75,8 @@ class FanOut:
         self._batch_open = False
         self._pending: deque[_Delivery] = deque()  # fan-outs in tick order, the first under way
         self._draining = False
-        self.slices = (
-            0  # loop iterations that resumed a fan-out (mytrader_hub_fanout_resumed_total)
-        )
+        self.pending_writes = 0  # connections the pending fan-outs have yet to write to
+        self.slices = 0  # loop iterations that resumed a fan-out (mytrader_hub_fanout_resumed_*)
 
     # ---- subscriptions ---------------------------------------------------------------------
 
@@ -131,8 +139,12 @@ class FanOut:
         if subscribers:
             record = encode_invocation_raw(RECEIVE_MARKET_DATA, payload)
             frame = text_frame(record)  # serialised and framed once for every subscriber
-            self._pending.append(_Delivery(record, frame, list(subscribers)))
-            if not self._draining:
+            conns = list(subscribers)
+            self._pending.append(_Delivery(record, frame, conns, self._current_batch()))
+            self.pending_writes += len(conns)
+            if self.pending_writes > MAX_PENDING_WRITES:
+                self._finish()
+            elif not self._draining:
                 self._drain()
         if streams:
             for stream in list(streams):
@@ -143,16 +155,16 @@ class FanOut:
         the next event-loop iteration."""
         started = time.perf_counter()
         now = time.monotonic()
-        batch = self._current_batch()
         pending = self._pending
         while pending:
             job = pending[0]
-            conns, record, frame = job.conns, job.record, job.frame
+            conns, record, frame, batch = job.conns, job.record, job.frame, job.batch
             i, end = job.done, len(conns)
             while i < end:
                 stop = min(end, i + CLOCK_EVERY)
                 for conn in conns[i:stop]:
                     conn.push_frame(record, frame, now, batch)
+                self.pending_writes -= stop - i
                 i = stop
                 if i < end and time.perf_counter() - started >= SLICE_S:
                     job.done = i
@@ -169,15 +181,19 @@ class FanOut:
             self._finish()
 
     def _resume(self) -> None:
-        self.slices += 1
-        self._drain()
+        if self._pending:  # else _finish already wrote everything
+            self.slices += 1
+            self._drain()
 
     def _finish(self) -> None:
-        now, batch = time.monotonic(), self._current_batch()
+        """Write every pending fan-out now, in order (a resumption still scheduled then finds
+        nothing left)."""
+        now = time.monotonic()
         while self._pending:
             job = self._pending.popleft()
             for conn in job.conns[job.done :]:
-                conn.push_frame(job.record, job.frame, now, batch)
+                conn.push_frame(job.record, job.frame, now, job.batch)
+        self.pending_writes = 0
         self._draining = False
 
     def _current_batch(self) -> int:

@@ -203,3 +203,31 @@ def test_a_long_fan_out_gives_the_loop_back() -> None:
         assert all(len(c._queue) == 1 for c in conns)
 
     asyncio.run(run())
+
+
+def test_a_backlog_past_the_bound_makes_the_publisher_wait() -> None:
+    """Ticks faster than the sockets: once more than MAX_PENDING_WRITES writes are pending,
+    publishing a tick writes every pending fan-out before it returns, in order, so the backlog
+    stays bounded instead of growing with every tick."""
+
+    async def run() -> None:
+        with pytest.MonkeyPatch.context() as mp:
+            mp.setattr(fanout_module, "SLICE_S", 0.0)
+            mp.setattr(fanout_module, "CLOCK_EVERY", 1)
+            mp.setattr(fanout_module, "MAX_PENDING_WRITES", 25)
+            fanout = FanOut()
+            conns = [_connection("market-data", "u", i) for i in range(10)]
+            for c in conns:
+                fanout.subscribe(c, ["AAPL"])
+            most = 0
+            for seq in range(1, 41):  # no await in between: the slices never get to run
+                fanout.on_event(_tick("AAPL", seq))
+                most = max(most, fanout.pending_writes)
+            assert most <= 25
+            while fanout._pending:
+                await asyncio.sleep(0)
+            assert fanout.pending_writes == 0
+            for c in conns:
+                assert _seqs(c) == [("AAPL", seq) for seq in range(1, 41)]
+
+    asyncio.run(run())
