@@ -788,6 +788,13 @@ def _pause_goal(views: list[dict[str, float]], args: argparse.Namespace) -> list
     """The verdict on "no event-loop pause over 20 ms" from the hub's own loop-lag sampler."""
     worst = max(v.get("loop_lag_over_20ms", 0.0) for v in views)
     sample_ms = 1000 * args.loop_sample
+    if sample_ms > 5:
+        return [
+            "",
+            f"No event-loop pause over 20 ms: **not measured** — the hub sampled its loop every "
+            f"{sample_ms:g} ms, which shows only pauses over {20 + sample_ms:g} ms (samples over "
+            f"20 ms in the worst window: {worst:.0f}); run with --loop-sample 0.002 to read it.",
+        ]
     return [
         "",
         f"No event-loop pause over 20 ms: the hub sampled its loop every {sample_ms:g} ms "

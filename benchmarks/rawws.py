@@ -50,7 +50,9 @@ def client_frame(payload: bytes, opcode: int = TEXT) -> bytes:
 
 def take_frames(buf: bytearray) -> list[tuple[int, bytes]]:
     """The complete server frames at the start of ``buf`` as (opcode, payload), removed from it;
-    an incomplete frame stays for the next read. Server frames are unmasked."""
+    an incomplete frame stays for the next read. Server frames are unmasked. FIN and
+    continuation frames are not handled: the servers measured send every message as one
+    final frame (a continuation would come out as its own opcode-0 frame)."""
     frames: list[tuple[int, bytes]] = []
     pos, size = 0, len(buf)
     while size - pos >= 2:

@@ -169,9 +169,10 @@ class HubConnection:
         straight to the socket when nothing is queued before it and the writer is idle; else
         queue it like ``push``. No future, task or ASGI message per connection and tick.
 
-        ``batch`` numbers the fan-out's event-loop iterations: only the first record of an
-        iteration goes direct; further ones (a burst of ticks) queue behind it, so the writer
-        coalesces them into one frame."""
+        ``batch`` numbers the event-loop iteration the tick came in (``FanOut``): only the first
+        record of a batch goes direct; further ones (a burst of ticks, even when the sliced
+        fan-out writes them in later iterations) queue behind it, and the writer coalesces what
+        is queued when it runs into one frame."""
         direct = self._direct
         if (
             direct is not None

@@ -7,15 +7,17 @@ ASGI message is created per client and tick. A ``UserEvent`` is routed by ``(hub
 only, so an order update can reach nobody but the connections of the user who owns the order
 (S1).
 
-A tick's fan-out holds the event loop for at most ``SLICE_S`` at a time: past that it yields
-and goes on in the next loop iteration (``_drain``), so timers, pings, health checks and new
-connections are served in between, with no pause of the loop growing with the connection
-count. Fan-outs are done one after the other, in the order the ticks came, so every
-connection still receives a symbol's ticks in order. Ticks that came in the same loop iteration
-(a burst) keep that iteration's batch number, so a connection gets the first of them straight
-away and the rest coalesced by its writer. When ticks come faster than the sockets take them
-and more than ``MAX_PENDING_WRITES`` writes are pending, the publisher waits for all of them
-(``_finish``): the loop pauses, as before the slicing, rather than the backlog growing.
+Fan-outs hold the event loop for at most ``SLICE_S`` per loop iteration, however many ticks
+came in it (a feed step publishes every symbol at once): past that they yield and go on in the
+next iteration (``_drain``), so timers, pings, health checks and new connections are served in
+between, with no pause of the loop growing with the connection count. Fan-outs are done one
+after the other, in the order the ticks came, so every connection still receives a symbol's
+ticks in order; a connection that unsubscribed or closed before its turn is skipped. Ticks that
+came in the same loop iteration (a burst) keep that iteration's batch number, so a connection
+gets the first of them straight away and the rest coalesced by its writer. When ticks come
+faster than the sockets take them and more than ``MAX_PENDING_WRITES`` writes left over from
+earlier iterations are pending, the publisher waits for all of them (``_finish``): the loop
+pauses, as before the slicing, rather than the backlog growing without bound.
 """
 
 from __future__ import annotations
@@ -39,11 +41,12 @@ TRADING: Final = "trading"
 PORTFOLIO: Final = "portfolio"
 HUB_FOR_TARGET: Final = {"OrderUpdate": TRADING, "PortfolioUpdate": PORTFOLIO}
 RECEIVE_MARKET_DATA: Final = "ReceiveMarketData"
-SLICE_S: Final = 0.004  # the longest stretch one fan-out holds the event loop
+SLICE_S: Final = 0.004  # the longest stretch fan-outs hold the event loop per loop iteration
 CLOCK_EVERY: Final = 64  # connections written between two looks at the clock
-# Past this many writes still pending, a new tick's fan-out finishes every pending one before
-# the publisher goes on: the producer waits, as with an unsliced fan-out, instead of the
-# backlog (and its latency and memory) growing without bound when ticks outpace the sockets.
+# Past this many writes pending from earlier loop iterations, a new tick's fan-out finishes
+# every pending one before the publisher goes on: the producer waits, as with an unsliced
+# fan-out, instead of the backlog (and its latency and memory) growing without bound when
+# ticks outpace the sockets. One iteration's own ticks never trip it.
 MAX_PENDING_WRITES: Final = 20_000
 
 
@@ -51,11 +54,12 @@ MAX_PENDING_WRITES: Final = 20_000
 class _Delivery:
     """One tick's fan-out still under way: its frame and who is yet to get it."""
 
+    symbol: str
     record: str
     frame: bytes
     conns: list[HubConnection]
     batch: int  # the loop iteration the tick came in: a burst's records coalesce per connection
-    done: int = 0
+    done: int = 0  # conns[:done] are written
 
 
 def tick_json(tick: Tick) -> str:
@@ -74,7 +78,8 @@ class FanOut:
         self._batch = 0  # numbers event-loop iterations that fan ticks out
         self._batch_open = False
         self._pending: deque[_Delivery] = deque()  # fan-outs in tick order, the first under way
-        self._draining = False
+        self._resume_handle: asyncio.Handle | None = None  # set while the rest waits a turn
+        self._budget_until = 0.0  # perf_counter() when this iteration's slice is used up
         self.pending_writes = 0  # connections the pending fan-outs have yet to write to
         self.slices = 0  # loop iterations that resumed a fan-out (mytrader_hub_fanout_resumed_*)
 
@@ -140,66 +145,85 @@ class FanOut:
             record = encode_invocation_raw(RECEIVE_MARKET_DATA, payload)
             frame = text_frame(record)  # serialised and framed once for every subscriber
             conns = list(subscribers)
-            self._pending.append(_Delivery(record, frame, conns, self._current_batch()))
+            batch = self._current_batch()
+            self._pending.append(_Delivery(tick.symbol, record, frame, conns, batch))
             self.pending_writes += len(conns)
-            if self.pending_writes > MAX_PENDING_WRITES:
+            if self.pending_writes > MAX_PENDING_WRITES and self._carried() > MAX_PENDING_WRITES:
                 self._finish()
-            elif not self._draining:
-                self._drain()
+            elif self._resume_handle is None:  # else the pending fan-outs go on in turn
+                if time.perf_counter() < self._budget_until:
+                    self._drain()
+                else:  # this iteration's slice is used up
+                    self._resume_later()
         if streams:
             for stream in list(streams):
                 stream.on_tick(payload)
 
     def _drain(self) -> None:
-        """Write pending fan-outs in order until done or ``SLICE_S`` has passed; then go on in
-        the next event-loop iteration."""
-        started = time.perf_counter()
+        """Write pending fan-outs in order until done or this loop iteration's slice is used
+        up; then go on in the next iteration."""
         now = time.monotonic()
         pending = self._pending
         while pending:
             job = pending[0]
-            conns, record, frame, batch = job.conns, job.record, job.frame, job.batch
-            i, end = job.done, len(conns)
-            while i < end:
-                stop = min(end, i + CLOCK_EVERY)
-                for conn in conns[i:stop]:
-                    conn.push_frame(record, frame, now, batch)
-                self.pending_writes -= stop - i
-                i = stop
-                if i < end and time.perf_counter() - started >= SLICE_S:
-                    job.done = i
+            end = len(job.conns)
+            while job.done < end:
+                start = job.done
+                stop = min(end, start + CLOCK_EVERY)
+                job.done = stop  # before writing: a write that raises is not repeated
+                self.pending_writes -= stop - start
+                self._write(job, start, stop, now)
+                if time.perf_counter() >= self._budget_until and (stop < end or len(pending) > 1):
+                    if stop == end:
+                        pending.popleft()
                     self._resume_later()
                     return
             pending.popleft()
-        self._draining = False
+
+    @staticmethod
+    def _write(job: _Delivery, start: int, stop: int, now: float) -> None:
+        symbol, record, frame, batch = job.symbol, job.record, job.frame, job.batch
+        for conn in job.conns[start:stop]:
+            if symbol not in conn.symbols:  # unsubscribed or closed since the tick came
+                continue
+            try:
+                conn.push_frame(record, frame, now, batch)
+            except Exception:  # one broken connection must not stop the others' fan-out
+                log.exception("hub fan-out to one connection failed")
+
+    def _carried(self) -> int:
+        """Writes pending from ticks of earlier loop iterations."""
+        return sum(len(j.conns) - j.done for j in self._pending if j.batch != self._batch)
 
     def _resume_later(self) -> None:
-        self._draining = True
         try:
-            asyncio.get_running_loop().call_soon(self._resume)
+            self._resume_handle = asyncio.get_running_loop().call_soon(self._resume)
         except RuntimeError:  # no loop (a synchronous caller): finish now
             self._finish()
 
     def _resume(self) -> None:
-        if self._pending:  # else _finish already wrote everything
-            self.slices += 1
-            self._drain()
+        self._resume_handle = None
+        self.slices += 1
+        self._current_batch()  # a new loop iteration: a fresh slice
+        self._drain()
 
     def _finish(self) -> None:
-        """Write every pending fan-out now, in order (a resumption still scheduled then finds
-        nothing left)."""
+        """Write every pending fan-out now, in order."""
+        if self._resume_handle is not None:
+            self._resume_handle.cancel()
+            self._resume_handle = None
         now = time.monotonic()
         while self._pending:
             job = self._pending.popleft()
-            for conn in job.conns[job.done :]:
-                conn.push_frame(job.record, job.frame, now, job.batch)
+            start, job.done = job.done, len(job.conns)
+            self._write(job, start, len(job.conns), now)
         self.pending_writes = 0
-        self._draining = False
 
     def _current_batch(self) -> int:
         """The number of this event-loop iteration's fan-out (a new one after each iteration)."""
         if not self._batch_open:
             self._batch += 1
+            self._budget_until = time.perf_counter() + SLICE_S
             try:
                 asyncio.get_running_loop().call_soon(self._end_batch)
                 self._batch_open = True

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 
 import pytest
 from hypothesis import given, settings
@@ -140,7 +141,9 @@ def test_sliced_fan_out_delivers_every_tick_in_order(
 ) -> None:
     """With a zero time slice every fan-out yields the loop after each few connections; ticks
     published meanwhile, and connections subscribing or leaving between ticks (which reorders
-    the subscriber set), still give every connection exactly its symbols' ticks, in order."""
+    the subscriber set), still give every connection that stays exactly its symbols' ticks, in
+    order. One that leaves gets, in order, some of the ticks published while it was there (a
+    fan-out still under way skips it once it has left) and none published while it was not."""
 
     async def run() -> None:
         with pytest.MonkeyPatch.context() as mp:
@@ -150,6 +153,7 @@ def test_sliced_fan_out_delivers_every_tick_in_order(
             conns = [_connection("market-data", "u", i) for i in range(30)]
             expected: dict[HubConnection, list[tuple[str, int]]] = {c: [] for c in conns}
             active: set[HubConnection] = set()
+            left: set[HubConnection] = set()
             for i, c in enumerate(conns):
                 if i % 3 != 2:  # a third join later
                     fanout.subscribe(c, ["AAPL"] if i % 2 else ["AAPL", "MSFT"])
@@ -159,6 +163,7 @@ def test_sliced_fan_out_delivers_every_tick_in_order(
                 if churn == 0 and late in active:  # leaves: gets nothing from here on
                     fanout.remove(late)
                     active.discard(late)
+                    left.add(late)
                 elif churn == 1 and late not in active:
                     fanout.subscribe(late, ["MSFT", "AAPL"])
                     active.add(late)
@@ -173,17 +178,21 @@ def test_sliced_fan_out_delivers_every_tick_in_order(
                     break
                 await asyncio.sleep(0)
             assert not fanout._pending
-            assert not fanout._draining
+            assert fanout._resume_handle is None
             for c in conns:
-                assert _seqs(c) == expected[c]
+                got = _seqs(c)
+                if c in left:
+                    assert got == [t for t in expected[c] if t in got]  # in order, a subset
+                else:
+                    assert got == expected[c]
             assert fanout.slices > 0
 
     asyncio.run(run())
 
 
 def test_a_long_fan_out_gives_the_loop_back() -> None:
-    """A timer due during a 3000-connection fan-out runs before the fan-out ends: the loop is
-    never held for the whole walk."""
+    """A callback scheduled before a 3000-connection fan-out starts runs before it ends: the
+    loop is never held for the whole walk."""
 
     async def run() -> None:
         fanout = FanOut()
@@ -194,21 +203,22 @@ def test_a_long_fan_out_gives_the_loop_back() -> None:
         loop = asyncio.get_running_loop()
         loop.call_soon(lambda: seen_at_timer.append(sum(1 for c in conns if c._queue)))
         with pytest.MonkeyPatch.context() as mp:
-            mp.setattr(fanout_module, "SLICE_S", 0.0)
+            mp.setattr(fanout_module, "SLICE_S", 0.0001)  # ~1 ms of writes here
             fanout.on_event(_tick("AAPL", 1))
+            await asyncio.sleep(0)
             while fanout._pending:
                 await asyncio.sleep(0)
         assert seen_at_timer
-        assert 0 < seen_at_timer[0] < len(conns)
+        assert seen_at_timer[0] < len(conns)
         assert all(len(c._queue) == 1 for c in conns)
 
     asyncio.run(run())
 
 
 def test_a_backlog_past_the_bound_makes_the_publisher_wait() -> None:
-    """Ticks faster than the sockets: once more than MAX_PENDING_WRITES writes are pending,
-    publishing a tick writes every pending fan-out before it returns, in order, so the backlog
-    stays bounded instead of growing with every tick."""
+    """Ticks faster than the sockets: once more than MAX_PENDING_WRITES writes are pending from
+    earlier loop iterations, publishing a tick writes every pending fan-out before it returns,
+    in order, so the backlog stays bounded instead of growing with every tick."""
 
     async def run() -> None:
         with pytest.MonkeyPatch.context() as mp:
@@ -220,14 +230,126 @@ def test_a_backlog_past_the_bound_makes_the_publisher_wait() -> None:
             for c in conns:
                 fanout.subscribe(c, ["AAPL"])
             most = 0
-            for seq in range(1, 41):  # no await in between: the slices never get to run
+            for seq in range(1, 41):  # a tick every iteration; a slice writes one connection
                 fanout.on_event(_tick("AAPL", seq))
                 most = max(most, fanout.pending_writes)
-            assert most <= 25
+                await asyncio.sleep(0)
+            assert most <= 25 + len(conns)  # the bound, plus the tick just published
             while fanout._pending:
                 await asyncio.sleep(0)
             assert fanout.pending_writes == 0
             for c in conns:
                 assert _seqs(c) == [("AAPL", seq) for seq in range(1, 41)]
+
+    asyncio.run(run())
+
+
+class _SlowClock:
+    """``time`` for the fan-out, with a ``perf_counter`` that advances 1 ms per reading."""
+
+    def __init__(self) -> None:
+        self.now = 0.0
+        self.monotonic = time.monotonic
+
+    def perf_counter(self) -> float:
+        self.now += 0.001
+        return self.now
+
+
+def test_the_slice_is_per_loop_iteration_not_per_tick() -> None:
+    """A feed step publishes every symbol in one loop iteration: once the iteration's slice is
+    used up, the other symbols' fan-outs wait for the next iteration instead of each taking a
+    slice of its own."""
+
+    async def run() -> None:
+        with pytest.MonkeyPatch.context() as mp:
+            mp.setattr(fanout_module, "time", _SlowClock())  # each look at it takes 1 ms
+            fanout = FanOut()
+            symbols = ["AAPL", "MSFT", "GOOG", "AMZN", "TSLA"]
+            by_symbol = {}
+            for n, symbol in enumerate(symbols):
+                by_symbol[symbol] = [_connection("market-data", "u", 10 * n + i) for i in range(3)]
+                for c in by_symbol[symbol]:
+                    fanout.subscribe(c, [symbol])
+            for seq, symbol in enumerate(symbols, start=1):  # one iteration: no await
+                fanout.on_event(_tick(symbol, seq))
+            written = [s for s in symbols if all(c._queue for c in by_symbol[s])]
+            assert written  # within the iteration's 4 ms slice
+            assert written == symbols[: len(written)] != symbols  # then the rest waits
+            while fanout._pending:
+                await asyncio.sleep(0)
+            for seq, symbol in enumerate(symbols, start=1):
+                for c in by_symbol[symbol]:
+                    assert _seqs(c) == [(symbol, seq)]
+
+    asyncio.run(run())
+
+
+def test_one_resumption_at_a_time_even_after_the_backlog_bound() -> None:
+    """When the bound makes the publisher write everything, the resumption already scheduled
+    is cancelled: there is never more than one resumption due, so each loop iteration holds at
+    most one slice."""
+
+    async def run() -> None:
+        with pytest.MonkeyPatch.context() as mp:
+            mp.setattr(fanout_module, "SLICE_S", 0.0)
+            mp.setattr(fanout_module, "CLOCK_EVERY", 1)
+            mp.setattr(fanout_module, "MAX_PENDING_WRITES", 12)
+            fanout = FanOut()
+            conns = [_connection("market-data", "u", i) for i in range(5)]
+            for c in conns:
+                fanout.subscribe(c, ["AAPL"])
+            scheduled: list[asyncio.Handle] = []  # resumptions due to run, oldest first
+            most = 0
+            later, resume = fanout._resume_later, fanout._resume
+
+            def spied_later() -> None:
+                nonlocal most
+                later()
+                handle = fanout._resume_handle
+                if handle is not None and handle not in scheduled:
+                    scheduled.append(handle)
+                scheduled[:] = [h for h in scheduled if not h.cancelled()]
+                most = max(most, len(scheduled))
+
+            def spied_resume() -> None:
+                scheduled[:] = [h for h in scheduled if not h.cancelled()]
+                scheduled.pop(0)  # the one running now
+                resume()
+
+            mp.setattr(fanout, "_resume_later", spied_later)
+            mp.setattr(fanout, "_resume", spied_resume)
+            for seq in range(1, 61, 2):  # two ticks every iteration, faster than a slice drains
+                fanout.on_event(_tick("AAPL", seq))
+                fanout.on_event(_tick("AAPL", seq + 1))
+                await asyncio.sleep(0)
+            while fanout._pending:
+                await asyncio.sleep(0)
+            assert most == 1
+            for c in conns:
+                assert _seqs(c) == [("AAPL", seq) for seq in range(1, 61)]
+
+    asyncio.run(run())
+
+
+def test_a_connection_that_left_before_its_turn_is_skipped() -> None:
+    async def run() -> None:
+        with pytest.MonkeyPatch.context() as mp:
+            mp.setattr(fanout_module, "SLICE_S", 0.0)
+            mp.setattr(fanout_module, "CLOCK_EVERY", 1)
+            fanout = FanOut()
+            conns = [_connection("market-data", "u", i) for i in range(4)]
+            for c in conns:
+                fanout.subscribe(c, ["AAPL"])
+            fanout.on_event(_tick("AAPL", 1))
+            waiting = [c for c in conns if not c._queue]
+            assert waiting  # the slice ended after the first connection
+            fanout.remove(waiting[0])
+            fanout.unsubscribe(waiting[1], ["AAPL"])
+            while fanout._pending:
+                await asyncio.sleep(0)
+            assert not waiting[0]._queue
+            assert not waiting[1]._queue
+            assert all(_seqs(c) == [("AAPL", 1)] for c in conns if c not in waiting[:2])
 
     asyncio.run(run())

@@ -238,9 +238,9 @@ def _order_loop(server: LiveServer, token: str, acked: list[str], stop: threadin
                 token=token,
                 timeout=5,
             )
-        except (OSError, http.client.HTTPException):
-            # a SIGKILL between the response head and its body ends the read early
-            # (IncompleteRead): that order was never acknowledged to this client
+        except (OSError, http.client.IncompleteRead):
+            # a SIGKILL between the response head and its body ends the read early: that
+            # order was never acknowledged to this client
             return
         if status == 201 and isinstance(body, dict):
             acked.append(str(body["id"]))
