@@ -19,6 +19,10 @@ from mytrader_server.events import EventBus, Tick
 from mytrader_server.market.feed import MarketDataProvider, SymbolState
 from mytrader_server.market.universe import find_asset
 
+# Jitter between reading the loop's clock and the wall clock that is not taken for a change of
+# the wall clock (see MarketService._run).
+WALL_JITTER_S = 0.0005
+
 log = logging.getLogger(__name__)
 
 TickListener = Callable[[list[Tick]], Awaitable[None]]
@@ -134,11 +138,20 @@ class MarketService:
         """Fixed-rate schedule: step ``k`` is due at ``start + k * interval``, whatever the
         previous steps cost. A late feed produces the missed steps back to back, up to
         ``max_catch_up_steps``; older ones are skipped (counted). Each step's ticks carry the
-        step's scheduled time, so a late tick shows its lateness to whoever receives it."""
+        step's scheduled time, so a late tick shows its lateness to whoever receives it.
+
+        The schedule runs on the loop's monotonic clock; a step's time on the wall clock is its
+        due time plus the wall clock's offset from the monotonic clock, read afresh at each
+        step, so a wall clock that NTP slews or steps moves the stamps with it instead of
+        drifting away from it over the process's life. Changes of the offset under
+        ``WALL_JITTER_S`` are taken for reading jitter and ignored, so the stamps stay evenly
+        spaced. (``time.monotonic()``, not ``loop.time()``, beside ``time.time()``: uvloop's
+        loop time is cached per iteration, in milliseconds.)"""
         loop = self._loop = asyncio.get_running_loop()
         interval = self.interval_s
         counts = self.counts
-        start, wall_start = loop.time(), time.time()
+        start = loop.time()
+        wall_offset = time.time() - time.monotonic()
         k = 0  # the next step
         try:
             while True:
@@ -164,7 +177,10 @@ class MarketService:
                     counts.scheduled += 1
                     counts.skipped += 1
                     continue
-                await self._step(datetime.fromtimestamp(wall_start + (k - 1) * interval, UTC))
+                offset = time.time() - time.monotonic()
+                if abs(offset - wall_offset) > WALL_JITTER_S:
+                    wall_offset = offset  # the wall clock was adjusted
+                await self._step(datetime.fromtimestamp(due_at + wall_offset, UTC))
                 if loop.time() >= start + k * interval:
                     await asyncio.sleep(0)  # catching up: let the writers run between steps
         finally:

@@ -12,10 +12,12 @@ import time
 from collections.abc import Callable
 from datetime import datetime
 
+import pytest
 from fastapi.testclient import TestClient
 
 from mytrader_server.app import create_app
 from mytrader_server.events import Tick
+from mytrader_server.market import service as service_module
 from mytrader_server.market.service import MAX_CATCH_UP_S, FeedCounts
 from mytrader_server.settings import Settings
 from tests.server.helpers import wait_for
@@ -143,3 +145,42 @@ def test_a_stalled_feed_counts_its_steps_as_skipped(settings_for: Callable[..., 
         assert c1.produced > c0.produced  # resumed on schedule, without a burst of stale steps
         assert market.last_step_lag_s < 0.2
         del t0
+
+
+class _SteppableWallClock:
+    """``time`` for the market service, with a wall clock that can be stepped like NTP does."""
+
+    def __init__(self) -> None:
+        self.shift = 0.0
+        self.monotonic = time.monotonic
+
+    def time(self) -> float:
+        return time.time() + self.shift
+
+
+def test_stamps_follow_the_wall_clock_when_it_is_stepped(
+    settings_for: Callable[..., Settings], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The schedule runs on the monotonic clock, but a tick's time is a wall-clock time: when
+    the wall clock is stepped (or slewed), the stamps follow it instead of drifting away."""
+    clock = _SteppableWallClock()
+    monkeypatch.setattr(service_module, "time", clock)
+    settings = settings_for(feed_interval_s=INTERVAL_S)
+    with TestClient(create_app(settings)) as client:
+        market = client.app.state.ctx.market  # type: ignore[attr-defined]
+        seen: list[tuple[float, float]] = []  # (stamp, the wall clock when it arrived)
+
+        async def record(ticks: list[Tick]) -> None:
+            seen.append((datetime.fromisoformat(ticks[0].timestamp).timestamp(), clock.time()))
+
+        market.add_listener(record)
+        assert wait_for(lambda: len(seen) >= 5)
+        clock.shift = 30.0  # the wall clock jumps 30 s ahead
+        stepped_at = len(seen)
+        assert wait_for(lambda: len(seen) >= stepped_at + 5)
+        for stamp, wall in seen[stepped_at + 1 :]:
+            assert wall - 1.0 < stamp <= wall + 0.001, (stamp, wall)
+        before = [stamp for stamp, _ in seen[:stepped_at]]
+        assert all(abs(b - a - INTERVAL_S) < 0.002 for a, b in itertools.pairwise(before)), (
+            before
+        )  # evenly spaced while the clock holds still
