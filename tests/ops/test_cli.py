@@ -194,15 +194,26 @@ def test_an_interrupted_validate_is_no_verdict_exit_3(tmp_path: Path) -> None:
         proc = subprocess.Popen(
             [sys.executable, "-m", "mytrader_ops", "validate", "--target", url, "--no-color",
              "--store", str(tmp_path / "runs.db")],
-            env={**env, "PYTHONPATH": str(REPO)},
+            env={**env, "PYTHONPATH": str(REPO), "PYTHONFAULTHANDLER": "1"},
             cwd=REPO,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,
         )  # fmt: skip
         time.sleep(scaled(3))
+        sigint_here = signal.getsignal(signal.SIGINT)
         proc.send_signal(signal.SIGINT)
-        out, err = proc.communicate(timeout=scaled(30))
+        try:
+            out, err = proc.communicate(timeout=scaled(30))
+        except subprocess.TimeoutExpired:
+            # it hung after Ctrl-C (seen once in CI): SIGABRT makes faulthandler print every
+            # thread's stack, and the process is reaped here, not left to other tests
+            proc.send_signal(signal.SIGABRT)
+            out, err = proc.communicate(timeout=scaled(10))
+            raise AssertionError(
+                f"validate did not stop after SIGINT (this process's SIGINT handler: "
+                f"{sigint_here!r})\n{out[-2000:]}\n{err[-6000:]}"
+            ) from None
     assert proc.returncode == 3, out + err
     assert "interrupted: no verdict" in err
     assert "Traceback" not in err

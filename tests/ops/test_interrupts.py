@@ -36,13 +36,16 @@ def test_sigterm_mid_callback_cancels_tasks_cleanly(caplog: pytest.LogCaptureFix
         await asyncio.create_task(worker())
 
     previous = signal.getsignal(signal.SIGTERM)
+    sigint_before = signal.getsignal(signal.SIGINT)  # asyncio.run's Ctrl-C path needs the default
     with (
         caplog.at_level(logging.DEBUG, logger="asyncio"),
         sigterm_as_interrupt(),
         pytest.raises(KeyboardInterrupt),
     ):
         asyncio.run(main())
-    assert seen == ["CancelledError"]  # unwound by cancellation, at an await
+    # unwound by cancellation, at an await (a KeyboardInterrupt here, seen once in CI, means
+    # asyncio.run did not install its SIGINT handler: the message names the one it found)
+    assert seen == ["CancelledError"], (seen, sigint_before)
     assert not [r for r in caplog.records if r.levelno >= logging.ERROR]
     assert signal.getsignal(signal.SIGTERM) is previous  # restored
 
