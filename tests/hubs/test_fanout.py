@@ -127,6 +127,21 @@ def _seqs(conn: HubConnection) -> list[tuple[str, int]]:
     ]
 
 
+def _aapl_subscribers(
+    mp: pytest.MonkeyPatch, n: int, max_pending: int | None = None
+) -> tuple[FanOut, list[HubConnection]]:
+    """A fan-out whose every slice writes one connection, with ``n`` AAPL subscribers."""
+    mp.setattr(fanout_module, "SLICE_S", 0.0)
+    mp.setattr(fanout_module, "CLOCK_EVERY", 1)
+    if max_pending is not None:
+        mp.setattr(fanout_module, "MAX_PENDING_WRITES", max_pending)
+    fanout = FanOut()
+    conns = [_connection("market-data", "u", i) for i in range(n)]
+    for c in conns:
+        fanout.subscribe(c, ["AAPL"])
+    return fanout, conns
+
+
 @settings(max_examples=60, deadline=None)
 @given(
     st.lists(
@@ -222,13 +237,7 @@ def test_a_backlog_past_the_bound_makes_the_publisher_wait() -> None:
 
     async def run() -> None:
         with pytest.MonkeyPatch.context() as mp:
-            mp.setattr(fanout_module, "SLICE_S", 0.0)
-            mp.setattr(fanout_module, "CLOCK_EVERY", 1)
-            mp.setattr(fanout_module, "MAX_PENDING_WRITES", 25)
-            fanout = FanOut()
-            conns = [_connection("market-data", "u", i) for i in range(10)]
-            for c in conns:
-                fanout.subscribe(c, ["AAPL"])
+            fanout, conns = _aapl_subscribers(mp, 10, max_pending=25)
             most = 0
             for seq in range(1, 41):  # a tick every iteration; a slice writes one connection
                 fanout.on_event(_tick("AAPL", seq))
@@ -292,13 +301,7 @@ def test_one_resumption_at_a_time_even_after_the_backlog_bound() -> None:
 
     async def run() -> None:
         with pytest.MonkeyPatch.context() as mp:
-            mp.setattr(fanout_module, "SLICE_S", 0.0)
-            mp.setattr(fanout_module, "CLOCK_EVERY", 1)
-            mp.setattr(fanout_module, "MAX_PENDING_WRITES", 12)
-            fanout = FanOut()
-            conns = [_connection("market-data", "u", i) for i in range(5)]
-            for c in conns:
-                fanout.subscribe(c, ["AAPL"])
+            fanout, conns = _aapl_subscribers(mp, 5, max_pending=12)
             scheduled: list[asyncio.Handle] = []  # resumptions due to run, oldest first
             most = 0
             later, resume = fanout._resume_later, fanout._resume
@@ -335,12 +338,7 @@ def test_one_resumption_at_a_time_even_after_the_backlog_bound() -> None:
 def test_a_connection_that_left_before_its_turn_is_skipped() -> None:
     async def run() -> None:
         with pytest.MonkeyPatch.context() as mp:
-            mp.setattr(fanout_module, "SLICE_S", 0.0)
-            mp.setattr(fanout_module, "CLOCK_EVERY", 1)
-            fanout = FanOut()
-            conns = [_connection("market-data", "u", i) for i in range(4)]
-            for c in conns:
-                fanout.subscribe(c, ["AAPL"])
+            fanout, conns = _aapl_subscribers(mp, 4)
             fanout.on_event(_tick("AAPL", 1))
             waiting = [c for c in conns if not c._queue]
             assert waiting  # the slice ended after the first connection
