@@ -19,8 +19,8 @@ from mytrader_server.events import EventBus, Tick
 from mytrader_server.market.feed import MarketDataProvider, SymbolState
 from mytrader_server.market.universe import find_asset
 
-# Jitter between reading the loop's clock and the wall clock that is not taken for a change of
-# the wall clock (see MarketService._run).
+# A change of the wall clock's offset from the monotonic clock smaller than this is taken for
+# jitter between the two readings, not for an adjusted wall clock (see MarketService._run).
 WALL_JITTER_S = 0.0005
 
 log = logging.getLogger(__name__)
